@@ -1,0 +1,469 @@
+/**
+ * The client: calls a tcpy server's commands (or any JSON-RPC 2.0 server
+ * speaking one message per line) and holds conversations with handlers.
+ *
+ * @module
+ */
+
+import {
+  decodeLine,
+  MESSAGE_METHOD,
+  messageText,
+  type Params,
+  parseMessageParams,
+  parseReply,
+  requestText,
+} from "./codec.ts";
+import {
+  CallTimeoutError,
+  ConnectionClosedError,
+  fromWireError,
+  ProtocolError,
+  TcpyError,
+  type WireError,
+} from "./errors.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES, LineSplitter } from "./framing.ts";
+import { encodeSent } from "./internal/executor.ts";
+import { Inbox } from "./internal/inbox.ts";
+import { LineWriter } from "./internal/line_writer.ts";
+import { readLines } from "./internal/read_loop.ts";
+
+/** Options of {@linkcode TCPClient}. */
+export interface TCPClientOptions {
+  /**
+   * Host the server listens on.
+   *
+   * @default {"localhost"}
+   */
+  host?: string;
+  /**
+   * Port the server listens on.
+   *
+   * @default {7272}
+   */
+  port?: number;
+  /**
+   * Largest reply line accepted, in bytes. A longer one is a protocol error:
+   * the connection closes and every pending call rejects.
+   *
+   * @default {1048576}
+   */
+  maxMessageBytes?: number;
+  /**
+   * Default time limit of each call in milliseconds; 0 waits forever.
+   *
+   * @default {0}
+   */
+  timeout?: number;
+}
+
+/** Options of one call. */
+export interface CallOptions {
+  /** Gives up on the call when aborted (the call rejects with the signal's reason). */
+  signal?: AbortSignal;
+  /** Time limit in milliseconds, overriding the client's `timeout`; 0 waits forever. */
+  timeout?: number;
+}
+
+interface Pending {
+  readonly call: Call<unknown>;
+  readonly result: PromiseWithResolvers<unknown>;
+  inbox: Inbox | undefined;
+  cleanup: (() => void) | undefined;
+}
+
+function isReserved(code: number): boolean {
+  return code >= -32768 && code <= -32000;
+}
+
+/** What `execute` resolves with for a JSON-RPC error: the handler's own dictionary, or a thrown error. */
+function settleError(error: WireError): { value: unknown } | { error: TcpyError } {
+  const data = error.data as { error?: unknown } | undefined;
+  if (!isReserved(error.code) && typeof data === "object" && data !== null && data.error === true) {
+    return { value: data };
+  }
+  return { error: fromWireError(error) };
+}
+
+/**
+ * One call in progress: its final `result`, and its own `send`/`recv` for a
+ * conversation with the handler. Several calls may run on one connection at
+ * once, each with its own conversation.
+ *
+ * @typeParam R What the call resolves with.
+ *
+ * @example A conversation (against a handler that asks for a name)
+ * ```ts ignore
+ * const call = client.call("greet");
+ * console.log(await call.recv()); // { question: "name?" }
+ * await call.send({ name: "Ada" });
+ * console.log(await call.result); // { success: true, greeting: "Hello, Ada" }
+ * ```
+ */
+export class Call<R = unknown> {
+  /** The JSON-RPC id of the call on its connection. */
+  readonly id: number;
+  /** The command called. */
+  readonly command: string;
+  /**
+   * The handler's result. A handler's `error(...)` dictionary resolves it
+   * too; failures the handler did not choose reject it with a
+   * {@linkcode TcpyError} subclass.
+   */
+  readonly result: Promise<R>;
+  readonly #client: TCPClient;
+  readonly #inbox: () => Inbox;
+
+  /** @internal Created by {@linkcode TCPClient.call}. */
+  constructor(
+    client: TCPClient,
+    id: number,
+    command: string,
+    result: Promise<R>,
+    inbox: () => Inbox,
+  ) {
+    this.#client = client;
+    this.id = id;
+    this.command = command;
+    this.result = result;
+    this.#inbox = inbox;
+  }
+
+  /**
+   * Sends data to the handler, which reads it with `recv()`.
+   *
+   * @param data Any JSON-serializable value.
+   * @returns Resolves once the data is queued on the connection.
+   * @throws {TypeError} If the data is not JSON-serializable.
+   */
+  send(data: unknown): Promise<void> {
+    try {
+      return this.#client._send(messageText(this.id, encodeSent(data)));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Receives the next data the handler sent with `send()`.
+   *
+   * @typeParam T What the handler is expected to send.
+   * @returns The data.
+   * @throws {ConnectionClosedError} If the call ended or the connection closed
+   *   with nothing left to read.
+   */
+  recv<T = unknown>(): Promise<T> {
+    return this.#inbox().recv() as Promise<T>;
+  }
+}
+
+/**
+ * A client for a tcpy server. `execute()` connects on first use, and one
+ * connection carries any number of concurrent calls, matched by id. While
+ * no call is in flight the connection does not keep the process alive, so a
+ * script that made its calls can simply end.
+ *
+ * @example The tutorial client
+ * ```ts ignore
+ * import { TCPClient } from "jsr:@tcpy/tcpy";
+ * console.log(await new TCPClient().execute("add", { x: 1, y: 2 }));
+ * // { success: true, solution: 3 }
+ * ```
+ */
+export class TCPClient {
+  readonly #host: string;
+  readonly #port: number;
+  readonly #maxMessageBytes: number;
+  readonly #timeout: number;
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #conn: Deno.Conn | undefined;
+  #writer: LineWriter | undefined;
+  #connecting: Promise<void> | undefined;
+  #reading: Promise<void> | undefined;
+  #failure: Error | undefined;
+
+  /**
+   * Creates a client; nothing connects until `connect()` or the first call.
+   *
+   * @param options Host, port and limits.
+   * @throws {RangeError} If `port` or `timeout` is out of range.
+   */
+  constructor(options: TCPClientOptions = {}) {
+    this.#host = options.host ?? "localhost";
+    this.#port = options.port ?? 7272;
+    if (!Number.isSafeInteger(this.#port) || this.#port < 1 || this.#port > 65535) {
+      throw new RangeError(
+        `Cannot create TCPClient for port ${this.#port}: port must be an integer from 1 to 65535`,
+      );
+    }
+    this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#timeout = options.timeout ?? 0;
+    if (!(this.#timeout >= 0)) {
+      throw new RangeError(`Cannot create TCPClient with timeout ${this.#timeout}: must be >= 0`);
+    }
+  }
+
+  /** Whether the client has an open connection. */
+  get connected(): boolean {
+    return this.#conn !== undefined;
+  }
+
+  /**
+   * Connects to the server. Calls connect by themselves, so this is only
+   * needed to fail early or to time the connection.
+   *
+   * @returns Resolves once connected.
+   * @throws {Deno.errors.ConnectionRefused} If nothing listens there.
+   */
+  connect(): Promise<void> {
+    if (this.#conn) return Promise.resolve();
+    this.#connecting ??= this.#open().finally(() => this.#connecting = undefined);
+    return this.#connecting;
+  }
+
+  /**
+   * Closes the connection. Calls still pending reject with
+   * {@linkcode ConnectionClosedError}.
+   *
+   * @returns Resolves once the connection is closed.
+   */
+  async disconnect(): Promise<void> {
+    await this.#connecting?.catch(() => {});
+    this.#shut(new ConnectionClosedError("The client disconnected"));
+    await this.#reading;
+  }
+
+  /** Same as `disconnect()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.disconnect();
+  }
+
+  /**
+   * Calls `cmd` with `params` and resolves with the handler's result,
+   * connecting first if needed.
+   *
+   * @typeParam R What the handler returns.
+   * @param cmd The command name.
+   * @param params Named params for the handler.
+   * @param options A signal and a timeout for this call.
+   * @returns The result; a handler's `error(...)` dictionary also resolves.
+   * @throws {UnknownCommandError} If the server has no such command.
+   * @throws {InvalidParamsError} If the handler refused the params.
+   * @throws {HandlerFailedError} If the handler threw.
+   * @throws {ConnectionClosedError} If the connection closed first.
+   *
+   * @example
+   * ```ts ignore
+   * const result = await client.execute("add", { x: 1, y: 2 });
+   * ```
+   */
+  execute<R = unknown>(cmd: string, params?: Params, options?: CallOptions): Promise<R> {
+    return this.call<R>(cmd, params, options).result;
+  }
+
+  /**
+   * Starts a call and returns it at once, for a conversation with the handler
+   * (`call.send`, `call.recv`) before its `result`.
+   *
+   * @typeParam R What the handler returns.
+   * @param cmd The command name.
+   * @param params Named params for the handler.
+   * @param options A signal and a timeout for this call.
+   * @returns The call in progress.
+   */
+  call<R = unknown>(cmd: string, params?: Params, options: CallOptions = {}): Call<R> {
+    const id = this.#nextId++;
+    const result = Promise.withResolvers<unknown>();
+    const pending: Pending = {
+      call: undefined as never,
+      result,
+      inbox: undefined,
+      cleanup: undefined,
+    };
+    const inbox = () => {
+      pending.inbox ??= new Inbox();
+      if (!this.#pending.has(id)) {
+        pending.inbox.close(new ConnectionClosedError("The call has ended"));
+      }
+      return pending.inbox;
+    };
+    const call = new Call<R>(this, id, cmd, result.promise as Promise<R>, inbox);
+    (pending as { call: Call<unknown> }).call = call;
+    this.#pending.set(id, pending);
+    this.#watch(id, pending, options);
+    this.#conn?.ref();
+    this.connect().then(
+      () => this.#writer?.write(requestText(cmd, params, id)),
+      (error) => this.#settle(id, { error }),
+    );
+    return call;
+  }
+
+  /**
+   * Sends a JSON-RPC notification: the command runs, nothing is answered.
+   *
+   * @param cmd The command name.
+   * @param params Named params for the handler.
+   * @returns Resolves once the notification is queued on the connection.
+   */
+  async notify(cmd: string, params?: Params): Promise<void> {
+    await this.connect();
+    this.#writer!.write(requestText(cmd, params));
+  }
+
+  /**
+   * Sends data to the handler of the most recent call still in progress (the
+   * original tcpy's raw `send`). Prefer `call.send` when calls overlap.
+   *
+   * @param data Any JSON-serializable value.
+   * @returns Resolves once queued.
+   * @throws {TypeError} If no call is in progress.
+   */
+  send(data: unknown): Promise<void> {
+    return this.#latest("send").send(data);
+  }
+
+  /**
+   * Receives the next data from the handler of the most recent call still in
+   * progress (the original tcpy's raw `recv`). Prefer `call.recv` when calls
+   * overlap.
+   *
+   * @typeParam T What the handler is expected to send.
+   * @returns The data.
+   * @throws {TypeError} If no call is in progress.
+   */
+  recv<T = unknown>(): Promise<T> {
+    try {
+      return this.#latest("recv").recv<T>();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** @internal Writes one line on the connection (used by {@linkcode Call.send}). */
+  async _send(line: string): Promise<void> {
+    await this.connect();
+    this.#writer!.write(line);
+  }
+
+  #latest(what: string): Call<unknown> {
+    let latest: Pending | undefined;
+    for (const pending of this.#pending.values()) latest = pending;
+    if (!latest) throw new TypeError(`Cannot ${what}(): no call is in progress on this client`);
+    return latest.call;
+  }
+
+  #watch(id: number, pending: Pending, options: CallOptions): void {
+    const timeout = options.timeout ?? this.#timeout;
+    const signal = options.signal;
+    if (signal?.aborted) {
+      queueMicrotask(() => this.#settle(id, { error: signal.reason }));
+      return;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (timeout > 0) {
+      timer = setTimeout(() => {
+        this.#settle(id, {
+          error: new CallTimeoutError(`Call ${pending.call.command} timed out after ${timeout} ms`),
+        });
+      }, timeout);
+    }
+    const onAbort = () => this.#settle(id, { error: signal!.reason });
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (timer !== undefined || signal) {
+      pending.cleanup = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+    }
+  }
+
+  #settle(id: number, outcome: { value: unknown } | { error: unknown }): void {
+    const pending = this.#pending.get(id);
+    if (!pending) return;
+    this.#pending.delete(id);
+    pending.cleanup?.();
+    pending.inbox?.close(new ConnectionClosedError("The call has ended"));
+    if ("error" in outcome) pending.result.reject(outcome.error);
+    else pending.result.resolve(outcome.value);
+    if (this.#pending.size === 0) this.#conn?.unref();
+  }
+
+  async #open(): Promise<void> {
+    const conn = await Deno.connect({ hostname: this.#host, port: this.#port });
+    conn.setNoDelay(true);
+    this.#conn = conn;
+    this.#failure = undefined;
+    this.#writer = new LineWriter(conn, (error) => this.#shut(error));
+    if (this.#pending.size === 0) conn.unref();
+    const splitter = new LineSplitter({
+      line: (bytes) => this.#onLine(bytes),
+      oversize: (limit) =>
+        this.#shut(new ProtocolError(`Reply larger than ${limit} bytes: closing the connection`)),
+    }, { maxMessageBytes: this.#maxMessageBytes });
+    this.#reading = readLines(conn, splitter).then(
+      () => this.#shut(new ConnectionClosedError("The server closed the connection")),
+      (error) => this.#shut(error),
+    );
+  }
+
+  #onLine(bytes: Uint8Array): void {
+    let value: unknown;
+    try {
+      value = decodeLine(bytes);
+    } catch (error) {
+      this.#shut(new ProtocolError(`Unreadable reply: ${(error as Error).message}`));
+      return;
+    }
+    for (const item of Array.isArray(value) ? value : [value]) {
+      const reply = parseReply(item);
+      switch (reply.kind) {
+        case "result":
+          this.#settle(reply.id as number, { value: reply.result });
+          break;
+        case "error":
+          if (reply.id === null) this.#failure = fromWireError(reply.error);
+          else this.#settle(reply.id as number, settleError(reply.error));
+          break;
+        case "notification":
+          if (reply.method === MESSAGE_METHOD) this.#deliver(reply.params);
+          break;
+        case "invalid":
+          this.#shut(new ProtocolError(`Invalid reply: ${reply.reason}`));
+          return;
+      }
+    }
+  }
+
+  #deliver(params: unknown): void {
+    const message = parseMessageParams(params);
+    if (!message) return;
+    const pending = this.#pending.get(message.id as number);
+    if (pending) (pending.inbox ??= new Inbox()).push(message.data);
+  }
+
+  #shut(reason: Error): void {
+    const conn = this.#conn;
+    if (!conn) return;
+    this.#conn = undefined;
+    this.#writer = undefined;
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+    // A server reports what it could not attribute to a call with id null
+    // just before it closes (e.g. an oversized request): pass that on.
+    const cause = this.#failure;
+    let error: Error;
+    if (reason instanceof ProtocolError) error = reason;
+    else if (cause) {
+      error = new ConnectionClosedError(`${reason.message}: ${cause.message}`, { cause });
+    } else if (reason instanceof TcpyError) error = reason;
+    else {error = new ConnectionClosedError(`The connection failed: ${reason.message}`, {
+        cause: reason,
+      });}
+    for (const id of [...this.#pending.keys()]) this.#settle(id, { error });
+  }
+}

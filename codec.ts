@@ -1,0 +1,302 @@
+/**
+ * The JSON-RPC 2.0 message codec: one line of bytes to a typed message and
+ * back. Pure: no sockets, no `Deno.*`. See PROTOCOL.md for the wire format,
+ * including tcpy's conversation extension ({@linkcode MESSAGE_METHOD}).
+ *
+ * @module
+ */
+
+import { InvalidRequestError, ParseError, type WireError } from "./errors.ts";
+
+/** A JSON-RPC request id. */
+export type JsonRpcId = string | number | null;
+
+/** Named params, as tcpy handlers take them. */
+export type Params = Record<string, unknown>;
+
+/**
+ * The notification method that carries conversation data, in both
+ * directions, tied to a call by `params.id`:
+ * `{"jsonrpc":"2.0","method":"tcpy.message","params":{"id":1,"data":...}}`.
+ */
+export const MESSAGE_METHOD = "tcpy.message";
+
+/** Command names starting with this are reserved for tcpy's own methods. */
+export const RESERVED_PREFIX = "tcpy.";
+
+/**
+ * Deepest nesting accepted in a message. Deeper JSON is refused with
+ * -32600: the worker pool's `postMessage` throws above ~3,600 levels, and no
+ * sane command needs more.
+ */
+export const MAX_DEPTH = 64;
+
+/** A request or notification, as read by a server. */
+export type Incoming =
+  | { kind: "call"; id: JsonRpcId; method: string; params: unknown }
+  | { kind: "notification"; method: string; params: unknown }
+  | { kind: "invalid"; id: JsonRpcId; error: WireError };
+
+/** A response or notification, as read by a client. */
+export type Reply =
+  | { kind: "result"; id: JsonRpcId; result: unknown }
+  | { kind: "error"; id: JsonRpcId; error: WireError }
+  | { kind: "notification"; method: string; params: unknown }
+  | { kind: "invalid"; reason: string };
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Decodes one line: strict UTF-8, then JSON.
+ *
+ * @param line The line's bytes, without `\n`.
+ * @returns The parsed JSON value.
+ * @throws {ParseError} If the bytes are not UTF-8 or not JSON.
+ *
+ * @example
+ * ```ts
+ * import { decodeLine } from "./codec.ts";
+ * const value = decodeLine(new TextEncoder().encode('{"a":1}'));
+ * console.assert((value as { a: number }).a === 1);
+ * ```
+ */
+export function decodeLine(line: Uint8Array): unknown {
+  let text: string;
+  try {
+    text = utf8.decode(line);
+  } catch (cause) {
+    throw new ParseError("Parse error: message is not valid UTF-8", { cause });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new ParseError(`Parse error: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/**
+ * Whether a JSON value nests deeper than `max` arrays and objects.
+ *
+ * @param value A parsed JSON value.
+ * @param max The deepest nesting allowed.
+ * @returns `true` if it is too deep.
+ *
+ * @example
+ * ```ts
+ * import { tooDeep } from "./codec.ts";
+ * console.assert(tooDeep([[[1]]], 2) && !tooDeep([[[1]]], 3));
+ * ```
+ */
+export function tooDeep(value: unknown, max: number = MAX_DEPTH): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  if (max === 0) return true;
+  const items = Array.isArray(value) ? value : Object.values(value);
+  for (const item of items) {
+    if (typeof item === "object" && item !== null && tooDeep(item, max - 1)) return true;
+  }
+  return false;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isId(value: unknown): value is JsonRpcId {
+  return value === null || typeof value === "string" ||
+    (typeof value === "number" && Number.isFinite(value));
+}
+
+function invalid(id: JsonRpcId, message: string): Incoming {
+  return { kind: "invalid", id, error: new InvalidRequestError(message).toWire() };
+}
+
+/**
+ * Classifies one element of what a server read: a call (has an id), a
+ * notification (no id), or an invalid request with the error to answer.
+ *
+ * @param value A parsed JSON value (one batch element, or the whole line).
+ * @returns The classified message.
+ *
+ * @example
+ * ```ts
+ * import { parseIncoming } from "./codec.ts";
+ * const msg = parseIncoming({ jsonrpc: "2.0", id: 1, method: "add", params: { x: 1, y: 2 } });
+ * console.assert(msg.kind === "call" && msg.method === "add");
+ * ```
+ */
+export function parseIncoming(value: unknown): Incoming {
+  if (!isObject(value)) return invalid(null, "Invalid request: expected a JSON object");
+  const id = Object.hasOwn(value, "id") ? value.id : undefined;
+  if (id !== undefined && !isId(id)) {
+    return invalid(null, "Invalid request: id must be a string, a number or null");
+  }
+  const replyId = id ?? null;
+  if (value.jsonrpc !== "2.0") return invalid(replyId, 'Invalid request: jsonrpc must be "2.0"');
+  const method = value.method;
+  if (typeof method !== "string") {
+    return invalid(replyId, "Invalid request: method must be a string");
+  }
+  const params = value.params;
+  if (params !== undefined && (typeof params !== "object" || params === null)) {
+    return invalid(replyId, "Invalid request: params must be an object or an array");
+  }
+  if (tooDeep(params, MAX_DEPTH - 1)) {
+    return invalid(replyId, `Invalid request: params nest deeper than ${MAX_DEPTH} levels`);
+  }
+  return id === undefined
+    ? { kind: "notification", method, params }
+    : { kind: "call", id, method, params };
+}
+
+/**
+ * Classifies one element of what a client read: a result, an error, or a
+ * notification from the server (such as conversation data).
+ *
+ * @param value A parsed JSON value.
+ * @returns The classified reply.
+ *
+ * @example
+ * ```ts
+ * import { parseReply } from "./codec.ts";
+ * const reply = parseReply({ jsonrpc: "2.0", id: 1, result: { success: true, solution: 3 } });
+ * console.assert(reply.kind === "result" && reply.id === 1);
+ * ```
+ */
+export function parseReply(value: unknown): Reply {
+  if (!isObject(value) || value.jsonrpc !== "2.0") {
+    return { kind: "invalid", reason: "reply is not a JSON-RPC 2.0 object" };
+  }
+  if (typeof value.method === "string" && !Object.hasOwn(value, "id")) {
+    return { kind: "notification", method: value.method, params: value.params };
+  }
+  const id = value.id;
+  if (!isId(id)) return { kind: "invalid", reason: "reply has no valid id" };
+  if (Object.hasOwn(value, "result")) return { kind: "result", id, result: value.result };
+  const error = value.error;
+  if (isObject(error) && typeof error.code === "number" && typeof error.message === "string") {
+    const wire: WireError = { code: error.code, message: error.message };
+    if (error.data !== undefined) wire.data = error.data;
+    return { kind: "error", id, error: wire };
+  }
+  return { kind: "invalid", reason: "reply has neither result nor a valid error" };
+}
+
+/**
+ * The JSON text of a successful response, built around an already encoded
+ * result (the worker pool encodes results off the main thread).
+ *
+ * @param id The request's id.
+ * @param resultJson `JSON.stringify` of the result.
+ * @returns One JSON-RPC response, without `\n`.
+ *
+ * @example
+ * ```ts
+ * import { resultText } from "./codec.ts";
+ * console.assert(resultText(1, "3") === '{"jsonrpc":"2.0","id":1,"result":3}');
+ * ```
+ */
+export function resultText(id: JsonRpcId, resultJson: string): string {
+  return `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${resultJson}}`;
+}
+
+/**
+ * The JSON text of an error response.
+ *
+ * @param id The request's id (`null` if it could not be read).
+ * @param error The error object.
+ * @returns One JSON-RPC response, without `\n`.
+ *
+ * @example
+ * ```ts
+ * import { errorText } from "./codec.ts";
+ * const text = errorText(null, { code: -32700, message: "Parse error" });
+ * console.assert(JSON.parse(text).error.code === -32700);
+ * ```
+ */
+export function errorText(id: JsonRpcId, error: WireError): string {
+  return JSON.stringify({ jsonrpc: "2.0", id, error });
+}
+
+/**
+ * The JSON text of a request (or, with `id` undefined, a notification).
+ *
+ * @param method The command.
+ * @param params Its named params.
+ * @param id The call's id; leave it out for a notification.
+ * @returns One JSON-RPC request, without `\n`.
+ *
+ * @example
+ * ```ts
+ * import { requestText } from "./codec.ts";
+ * console.assert(
+ *   requestText("add", { x: 1, y: 2 }, 1) ===
+ *     '{"jsonrpc":"2.0","id":1,"method":"add","params":{"x":1,"y":2}}',
+ * );
+ * ```
+ */
+export function requestText(method: string, params?: unknown, id?: JsonRpcId): string {
+  const head = id === undefined
+    ? `{"jsonrpc":"2.0"`
+    : `{"jsonrpc":"2.0","id":${JSON.stringify(id)}`;
+  const tail = params === undefined ? "" : `,"params":${JSON.stringify(params)}`;
+  return `${head},"method":${JSON.stringify(method)}${tail}}`;
+}
+
+/**
+ * The JSON text of a conversation message for call `id`, with `dataJson`
+ * already encoded.
+ *
+ * @param id The call the data belongs to.
+ * @param dataJson `JSON.stringify` of the data.
+ * @returns One `tcpy.message` notification, without `\n`.
+ *
+ * @example
+ * ```ts
+ * import { messageText } from "./codec.ts";
+ * const msg = JSON.parse(messageText(7, '{"q":"name?"}'));
+ * console.assert(msg.method === "tcpy.message" && msg.params.id === 7);
+ * ```
+ */
+export function messageText(id: JsonRpcId, dataJson: string): string {
+  return `{"jsonrpc":"2.0","method":"${MESSAGE_METHOD}","params":{"id":${
+    JSON.stringify(id)
+  },"data":${dataJson}}}`;
+}
+
+/**
+ * Reads the `{ id, data }` params of a `tcpy.message` notification.
+ *
+ * @param params The notification's params.
+ * @returns The call id and data, or `undefined` if the params are malformed.
+ *
+ * @example
+ * ```ts
+ * import { parseMessageParams } from "./codec.ts";
+ * console.assert(parseMessageParams({ id: 1, data: "hi" })?.data === "hi");
+ * ```
+ */
+export function parseMessageParams(params: unknown): { id: JsonRpcId; data: unknown } | undefined {
+  if (!isObject(params) || !isId(params.id) || !Object.hasOwn(params, "data")) return undefined;
+  return { id: params.id, data: params.data };
+}
+
+/**
+ * `JSON.stringify` for values a handler returns or sends: `undefined`
+ * becomes `null`, and a value JSON cannot hold is reported, not thrown.
+ *
+ * @param value Anything.
+ * @returns The JSON text, or an `Error` describing why it cannot be sent.
+ *
+ * @example
+ * ```ts
+ * import { toJson } from "./codec.ts";
+ * console.assert(toJson(undefined) === "null" && toJson(1n) instanceof Error);
+ * ```
+ */
+export function toJson(value: unknown): string | Error {
+  try {
+    return JSON.stringify(value) ?? "null";
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error));
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * Line framing: bytes in, one message per `\n`-terminated line out. Pure: no
+ * sockets, no timers, no `Deno.*`. The server drives {@linkcode LineSplitter}
+ * straight from its `conn.read` loop (the fast path, see FACTS.md); users who
+ * prefer Web Streams pipe through {@linkcode LineDecoderStream}.
+ *
+ * @module
+ */
+
+import { MessageTooLargeError } from "./errors.ts";
+
+/** 1 MiB: the default largest message, not counting its `\n`. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+/** Where a {@linkcode LineSplitter} delivers what it finds. */
+export interface LineSink {
+  /**
+   * Called once per non-empty line, without its `\n` (and without a `\r`
+   * before it). The bytes may be a view into the chunk given to `push`, so
+   * they are only valid until the call returns: decode or copy them there.
+   */
+  line(bytes: Uint8Array): void;
+  /**
+   * Called once per line longer than the limit. The splitter never buffers
+   * more than the limit: the rest of that line is skipped up to its `\n`.
+   */
+  oversize(limit: number): void;
+}
+
+/** Options of {@linkcode LineSplitter} and the streams built on it. */
+export interface FramingOptions {
+  /**
+   * Largest line accepted, in bytes, not counting `\n`.
+   *
+   * @default {1048576}
+   */
+  maxMessageBytes?: number;
+}
+
+function checkLimit(value: number | undefined): number {
+  const limit = value ?? DEFAULT_MAX_MESSAGE_BYTES;
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new RangeError(
+      `Cannot frame messages: maxMessageBytes must be a positive integer, got ${value}`,
+    );
+  }
+  return limit;
+}
+
+function concat(parts: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/**
+ * A push parser that splits a byte stream into lines. Feed it chunks of any
+ * size, split anywhere; it calls `sink.line` for every complete line.
+ *
+ * @example Splitting two messages that arrive in three chunks
+ * ```ts
+ * import { LineSplitter } from "./framing.ts";
+ * const lines: string[] = [];
+ * const splitter = new LineSplitter({
+ *   line: (bytes) => lines.push(new TextDecoder().decode(bytes)),
+ *   oversize: () => {},
+ * });
+ * const bytes = new TextEncoder().encode('{"a":1}\n{"b":2}\n');
+ * splitter.push(bytes.subarray(0, 3));
+ * splitter.push(bytes.subarray(3, 10));
+ * splitter.push(bytes.subarray(10));
+ * console.assert(lines.join("|") === '{"a":1}|{"b":2}');
+ * ```
+ */
+export class LineSplitter {
+  readonly #sink: LineSink;
+  readonly #limit: number;
+  #parts: Uint8Array[] = [];
+  #buffered = 0;
+  #skipping = false;
+
+  /**
+   * Creates a splitter.
+   *
+   * @param sink Receives lines and oversize reports.
+   * @param options The size limit.
+   * @throws {RangeError} If `maxMessageBytes` is not a positive integer.
+   */
+  constructor(sink: LineSink, options: FramingOptions = {}) {
+    this.#sink = sink;
+    this.#limit = checkLimit(options.maxMessageBytes);
+  }
+
+  /** Bytes held for an unfinished line (never more than the limit). */
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  /**
+   * Feeds a chunk. The splitter copies what it keeps, so the caller may
+   * reuse the chunk's memory once `push` returns.
+   *
+   * @param chunk The next bytes of the stream.
+   */
+  push(chunk: Uint8Array): void {
+    let start = 0;
+    const end = chunk.length;
+    while (start < end) {
+      const nl = chunk.indexOf(LF, start);
+      if (nl === -1) {
+        this.#keep(chunk.subarray(start));
+        return;
+      }
+      if (this.#skipping) {
+        this.#skipping = false;
+      } else if (this.#buffered === 0) {
+        this.#emit(chunk.subarray(start, nl));
+      } else {
+        const tail = chunk.subarray(start, nl);
+        if (this.#buffered + tail.length > this.#limit + 1) {
+          this.#drop();
+          this.#sink.oversize(this.#limit);
+        } else {
+          this.#parts.push(tail);
+          const line = concat(this.#parts, this.#buffered + tail.length);
+          this.#drop();
+          this.#emit(line);
+        }
+      }
+      start = nl + 1;
+    }
+  }
+
+  /**
+   * Ends the stream: a last line without `\n` is delivered as a line, so a
+   * person typing into `nc` and pressing Ctrl-D is still answered.
+   */
+  end(): void {
+    if (this.#buffered > 0 && !this.#skipping) {
+      const line = concat(this.#parts, this.#buffered);
+      this.#drop();
+      this.#emit(line);
+    }
+    this.#drop();
+    this.#skipping = false;
+  }
+
+  #keep(rest: Uint8Array): void {
+    if (this.#skipping || rest.length === 0) return;
+    // One byte of slack: a trailing `\r` is not part of the message.
+    if (this.#buffered + rest.length > this.#limit + 1) {
+      this.#drop();
+      this.#skipping = true;
+      this.#sink.oversize(this.#limit);
+      return;
+    }
+    this.#parts.push(rest.slice());
+    this.#buffered += rest.length;
+  }
+
+  #drop(): void {
+    this.#parts = [];
+    this.#buffered = 0;
+  }
+
+  #emit(line: Uint8Array): void {
+    let length = line.length;
+    if (length > 0 && line[length - 1] === CR) length--;
+    if (length === 0) return;
+    if (length > this.#limit) {
+      this.#sink.oversize(this.#limit);
+      return;
+    }
+    this.#sink.line(length === line.length ? line : line.subarray(0, length));
+  }
+}
+
+/**
+ * A `TransformStream` from bytes to lines (each a fresh `Uint8Array` without
+ * its `\n`). A line over the limit errors the stream with
+ * {@linkcode MessageTooLargeError}.
+ *
+ * @example Reading lines from a byte stream
+ * ```ts
+ * import { LineDecoderStream } from "./framing.ts";
+ * const bytes = ReadableStream.from([new TextEncoder().encode("one\ntw"), new TextEncoder().encode("o\n")]);
+ * const lines = await Array.fromAsync(bytes.pipeThrough(new LineDecoderStream()));
+ * console.assert(lines.map((l) => new TextDecoder().decode(l)).join() === "one,two");
+ * ```
+ */
+export class LineDecoderStream extends TransformStream<Uint8Array, Uint8Array> {
+  /**
+   * Creates the stream.
+   *
+   * @param options The size limit.
+   * @throws {RangeError} If `maxMessageBytes` is not a positive integer.
+   */
+  constructor(options: FramingOptions = {}) {
+    let splitter: LineSplitter;
+    super({
+      start(controller) {
+        splitter = new LineSplitter({
+          line: (bytes) => controller.enqueue(bytes.slice()),
+          oversize: (limit) =>
+            controller.error(new MessageTooLargeError(`Message is larger than ${limit} bytes`)),
+        }, options);
+      },
+      transform(chunk) {
+        splitter.push(chunk);
+      },
+      flush() {
+        splitter.end();
+      },
+    });
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * The class users subclass: one handler class per command.
+ *
+ * @module
+ */
+
+import { CHANNEL, type Channel } from "./internal/channel.ts";
+import type { Params } from "./codec.ts";
+
+/** The dictionary `success(fields)` returns: `{ success: true, ...fields }`. */
+export type SuccessReply<F extends object = Record<never, never>> = { success: true } & F;
+
+/** The dictionary `error(message, fields)` returns: `{ error: true, message, ...fields }`. */
+export type ErrorReply<F extends object = Record<never, never>> =
+  & { error: true; message: string }
+  & F;
+
+/**
+ * Any class that extends {@linkcode TCPHandler}: what a server's `commands`
+ * map holds.
+ */
+// deno-lint-ignore no-explicit-any
+export type HandlerClass<P extends Params = any, R = unknown> = {
+  new (params: P): TCPHandler<P, R>;
+  /** Run this command on the main event loop even when the server has a worker pool. */
+  readonly inline?: boolean;
+};
+
+/** A server's command map: command name to handler class. */
+export type Commands = Record<string, HandlerClass>;
+
+/**
+ * Base class of every handler. The server creates one instance per call with
+ * the client's params and awaits `execute()`; what it returns is the
+ * call's result.
+ *
+ * Return `this.success({...})` or `this.error(message, {...})` as the
+ * original tcpy did. A handler may also talk to its caller before it returns
+ * with `send()` and `recv()`. Throw {@linkcode InvalidParamsError} to refuse
+ * the params; anything else thrown reaches the caller as a handler failure.
+ *
+ * Set `static inline = true` on a subclass to run it on the main event loop
+ * even when the server has a worker pool (for handlers that are cheaper than
+ * a worker round trip, ~150 µs).
+ *
+ * @typeParam P The params the handler takes.
+ * @typeParam R What `execute()` returns.
+ *
+ * @example The tutorial's handler
+ * ```ts
+ * import { TCPHandler } from "./handler.ts";
+ *
+ * class AdditionHandler extends TCPHandler<{ x: number; y: number }> {
+ *   execute() {
+ *     return this.success({ solution: this.params.x + this.params.y });
+ *   }
+ * }
+ *
+ * const reply = new AdditionHandler({ x: 1, y: 2 }).execute();
+ * console.assert(reply.success && reply.solution === 3);
+ * ```
+ */
+export abstract class TCPHandler<P extends Params = Params, R = unknown> {
+  /** The params the client sent with the call (`{}` if it sent none). */
+  readonly params: P;
+  declare private [CHANNEL]?: Channel;
+
+  /**
+   * Captures the client's params. Subclasses that define a constructor
+   * must pass them on: `super(params)`.
+   *
+   * @param params The client's named params.
+   */
+  constructor(params: P) {
+    this.params = params ?? ({} as P);
+  }
+
+  /**
+   * Carries out the command. Sync or async; its return value is the call's
+   * result and must be JSON-serializable.
+   *
+   * @returns The result, usually from `success()` or `error()`.
+   */
+  abstract execute(): R | Promise<R>;
+
+  /**
+   * A well-formed success reply.
+   *
+   * @param fields Fields to add next to `success: true`.
+   * @returns `{ success: true, ...fields }`.
+   *
+   * @example
+   * ```ts
+   * import { TCPHandler } from "./handler.ts";
+   * class Ping extends TCPHandler {
+   *   execute() { return this.success({ pong: true }); }
+   * }
+   * console.assert(new Ping({}).execute().pong);
+   * ```
+   */
+  success<F extends object = Record<never, never>>(fields?: F): SuccessReply<F> {
+    return { success: true, ...fields } as SuccessReply<F>;
+  }
+
+  /**
+   * A well-formed error reply. Returned from `execute()`, it reaches
+   * `TCPClient.execute` as this same dictionary and other JSON-RPC clients as
+   * a JSON-RPC error (code 1, or `fields.code` if that is an integer
+   * outside JSON-RPC's reserved range), with the dictionary as `data`.
+   *
+   * @param message What went wrong, for the caller.
+   * @param fields Fields to add.
+   * @returns `{ error: true, message, ...fields }`.
+   *
+   * @example
+   * ```ts
+   * import { TCPHandler } from "./handler.ts";
+   * class Divide extends TCPHandler<{ a: number; b: number }> {
+   *   execute() {
+   *     if (this.params.b === 0) return this.error("division by zero", { a: this.params.a });
+   *     return this.success({ quotient: this.params.a / this.params.b });
+   *   }
+   * }
+   * console.assert(new Divide({ a: 1, b: 0 }).execute().error === true);
+   * ```
+   */
+  error<F extends object = Record<never, never>>(message: string, fields?: F): ErrorReply<F> {
+    return { error: true, message, ...fields } as ErrorReply<F>;
+  }
+
+  /**
+   * Sends data to the client without ending the call. The client reads it
+   * with `recv()` on its call (or on the client).
+   *
+   * @param data Any JSON-serializable value.
+   * @returns Resolves once the data is handed to the connection.
+   * @throws {TypeError} If the handler is not running in a call that can
+   *   converse (constructed by hand, or called as a notification).
+   */
+  send(data: unknown): Promise<void> {
+    return this.#channel("send").send(data);
+  }
+
+  /**
+   * Receives the next data the client sent to this call.
+   *
+   * @typeParam T What the client is expected to send.
+   * @returns The data.
+   * @throws {TypeError} If the handler is not running in a call that can
+   *   converse.
+   * @throws {ConnectionClosedError} If the client went away.
+   */
+  recv<T = unknown>(): Promise<T> {
+    return this.#channel("recv").recv() as Promise<T>;
+  }
+
+  #channel(what: string): Channel {
+    const channel = this[CHANNEL];
+    if (!channel) {
+      throw new TypeError(
+        `Cannot ${what}(): this handler is not running in a call with an id ` +
+          "(it was constructed by hand or called as a notification)",
+      );
+    }
+    return channel;
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * The dispatch → handler step: where a call's handler runs. Two
+ * implementations share this interface: {@linkcode InlineExecutor} (the main
+ * event loop) and `WorkerPool` (Web Workers, in `pool.ts`).
+ *
+ * @module
+ */
+
+import { ConnectionClosedError } from "../errors.ts";
+import { toJson } from "../codec.ts";
+import type { HandlerClass } from "../handler.ts";
+import { Inbox } from "./inbox.ts";
+import { type Outcome, runHandler } from "./run_handler.ts";
+
+/** One call, as the connection hands it to an executor. */
+export interface Call {
+  /** The command name the client asked for. */
+  readonly command: string;
+  /** The handler class mapped to it. */
+  readonly handler: HandlerClass;
+  /** The client's params, as parsed. */
+  readonly params: unknown;
+  /** Whether the call has an id, so the handler may send and recv. */
+  readonly conversational: boolean;
+  /** Delivers conversation data (already JSON) from the handler to the client. */
+  send(dataJson: string): void;
+  /** Delivers the call's outcome. Called exactly once. */
+  finish(outcome: Outcome): void;
+}
+
+/** A running call, as the connection sees it. */
+export interface Task {
+  /** Delivers conversation data from the client to the handler. */
+  deliver(data: unknown): void;
+  /** Tells the handler its client is gone: pending and future `recv()` reject. */
+  cancel(reason: Error): void;
+}
+
+/** Somewhere handlers run. */
+export interface Executor {
+  /** Starts `call`'s handler. */
+  run(call: Call): Task;
+  /** Stops taking calls and releases what the executor holds. */
+  close(): Promise<void>;
+}
+
+/** Encodes conversation data, refusing what JSON cannot carry. */
+export function encodeSent(data: unknown): string {
+  const json = toJson(data);
+  if (json instanceof Error) {
+    throw new TypeError(`Cannot send(): data is not JSON-serializable: ${json.message}`);
+  }
+  return json;
+}
+
+/** Runs handlers on the main event loop: no hop, no copy. */
+export class InlineExecutor implements Executor {
+  /** Runs the handler now; sync handlers finish before `run` returns. */
+  run(call: Call): Task {
+    let inbox: Inbox | undefined;
+    const mailbox = () => (inbox ??= new Inbox());
+    const channel = call.conversational
+      ? {
+        send(data: unknown): Promise<void> {
+          try {
+            call.send(encodeSent(data));
+            return Promise.resolve();
+          } catch (error) {
+            return Promise.reject(error);
+          }
+        },
+        recv: () => mailbox().recv(),
+      }
+      : undefined;
+    const outcome = runHandler(call.handler, call.params, channel);
+    if (outcome instanceof Promise) outcome.then((o) => call.finish(o));
+    else call.finish(outcome);
+    return {
+      deliver: (data) => mailbox().push(data),
+      cancel: (reason) => mailbox().close(reason),
+    };
+  }
+
+  /** Nothing to release. */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** The error a handler's `recv()` sees when its client has gone. */
+export function clientGone(): Error {
+  return new ConnectionClosedError("The client closed the connection before the call finished");
+}

@@ -1,0 +1,271 @@
+/**
+ * The worker pool: runs handlers in Deno Web Workers. Calls queued in the
+ * same tick go to a worker in one `postMessage` (a round trip costs ~150 µs,
+ * FACTS.md), and each worker answers in batches too.
+ *
+ * Faults stay contained: a worker's uncaught error is caught here (otherwise
+ * it kills the process), only that worker's calls fail, and a replacement
+ * takes its place, with backoff if replacements keep failing to start.
+ *
+ * @module
+ */
+
+import { ErrorCode, type WireError } from "../errors.ts";
+import type { HandlerClass } from "../handler.ts";
+import type { Call, Executor, Task } from "./executor.ts";
+import type { FromWorker, InitMessage, ToWorker } from "./worker_messages.ts";
+
+/** How the pool is built. */
+export interface PoolOptions {
+  /** Number of workers. */
+  size: number;
+  /** URL of the module that defines the handler classes. */
+  module: string;
+  /** The command map to rebuild in each worker. */
+  commands: Map<string, HandlerClass>;
+  /** How long a worker may take to load the module, in ms. */
+  startTimeout?: number;
+}
+
+const WORKER_URL = new URL("./worker.ts", import.meta.url);
+const MAX_RESTART_DELAY = 5_000;
+
+class Slot {
+  readonly worker: Worker;
+  readonly jobs = new Map<number, Call>();
+  outbox: ToWorker[] = [];
+  ready = false;
+  dead = false;
+  readonly started = Promise.withResolvers<void>();
+  timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(readonly index: number, readonly failures: number) {
+    this.worker = new Worker(WORKER_URL, { type: "module", name: `tcpy-worker-${index}` });
+  }
+}
+
+/** An {@linkcode Executor} backed by `size` Web Workers. */
+export class WorkerPool implements Executor {
+  readonly #options: PoolOptions;
+  readonly #init: InitMessage;
+  readonly #slots: Slot[] = [];
+  #nextJob = 1;
+  #scheduled = false;
+  #closed = false;
+  #starting = true;
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+
+  constructor(options: PoolOptions) {
+    this.#options = options;
+    this.#init = {
+      t: "init",
+      module: options.module,
+      commands: Object.fromEntries([...options.commands].map(([name, cls]) => [name, cls.name])),
+    };
+  }
+
+  /** Number of calls running or queued in the workers. */
+  get inFlight(): number {
+    let total = 0;
+    for (const slot of this.#slots) total += slot.jobs.size;
+    return total;
+  }
+
+  /**
+   * Starts every worker and waits until each has loaded the handlers.
+   *
+   * @throws {Error} If a worker cannot load them (all workers are stopped).
+   */
+  async start(): Promise<void> {
+    for (let i = 0; i < this.#options.size; i++) this.#slots.push(this.#spawn(i, 0));
+    try {
+      await Promise.all(this.#slots.map((slot) => slot.started.promise));
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+    this.#starting = false;
+  }
+
+  /** Queues `call` on the least busy worker. */
+  run(call: Call): Task {
+    let slot: Slot | undefined;
+    for (const candidate of this.#slots) {
+      if (candidate.dead) continue;
+      if (!slot || (candidate.ready && (!slot.ready || candidate.jobs.size < slot.jobs.size))) {
+        slot = candidate;
+      }
+    }
+    if (!slot) {
+      call.finish({
+        error: {
+          code: ErrorCode.WORKER_CRASHED,
+          message: "No worker is running: all are restarting",
+        },
+      });
+      return { deliver() {}, cancel() {} };
+    }
+    const target = slot;
+    const job = this.#nextJob++;
+    slot.jobs.set(job, call);
+    this.#queue(slot, {
+      t: "run",
+      job,
+      command: call.command,
+      params: call.params,
+      talk: call.conversational,
+    });
+    return {
+      deliver: (data) => {
+        if (target.jobs.has(job)) this.#queue(target, { t: "msg", job, data });
+      },
+      cancel: (reason) => {
+        if (target.jobs.has(job)) {
+          this.#queue(target, { t: "cancel", job, message: reason.message });
+        }
+      },
+    };
+  }
+
+  /** Stops every worker; calls still running fail with a shutting-down error. */
+  close(): Promise<void> {
+    this.#closed = true;
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    for (const slot of this.#slots) {
+      this.#retire(slot, {
+        code: ErrorCode.SHUTTING_DOWN,
+        message: "The server shut down before the call finished",
+      });
+    }
+    return Promise.resolve();
+  }
+
+  #spawn(index: number, failures: number): Slot {
+    const slot = new Slot(index, failures);
+    const { worker } = slot;
+    worker.onmessage = (event: MessageEvent<FromWorker[]>) => this.#receive(slot, event.data);
+    worker.onerror = (event: ErrorEvent) => {
+      // Without preventDefault an uncaught error in a worker ends the process.
+      event.preventDefault();
+      this.#crashed(slot, event.message || "uncaught error");
+    };
+    worker.onmessageerror = () => this.#crashed(slot, "a message could not be deserialized");
+    worker.postMessage(this.#init);
+    const limit = this.#options.startTimeout ?? 10_000;
+    slot.timer = setTimeout(() => {
+      this.#startFailed(slot, `did not load ${this.#options.module} within ${limit} ms`);
+    }, limit);
+    return slot;
+  }
+
+  #receive(slot: Slot, batch: FromWorker[]): void {
+    for (const message of batch) {
+      switch (message.t) {
+        case "done": {
+          const call = slot.jobs.get(message.job);
+          if (call) {
+            slot.jobs.delete(message.job);
+            call.finish(message.outcome);
+          }
+          break;
+        }
+        case "send":
+          slot.jobs.get(message.job)?.send(message.json);
+          break;
+        case "ready":
+          clearTimeout(slot.timer);
+          slot.ready = true;
+          slot.started.resolve();
+          this.#flushSlot(slot);
+          break;
+        case "failed":
+          this.#startFailed(slot, message.message);
+          break;
+        case "exit":
+          this.#crashed(slot, "the worker exited");
+          break;
+      }
+    }
+  }
+
+  #queue(slot: Slot, message: ToWorker): void {
+    slot.outbox.push(message);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    for (const slot of this.#slots) this.#flushSlot(slot);
+  }
+
+  #flushSlot(slot: Slot): void {
+    if (!slot.ready || slot.dead || slot.outbox.length === 0) return;
+    const batch = slot.outbox;
+    slot.outbox = [];
+    try {
+      slot.worker.postMessage(batch);
+    } catch {
+      // One message could not be cloned: send the rest one by one and fail it alone.
+      for (const message of batch) {
+        try {
+          slot.worker.postMessage([message]);
+        } catch (error) {
+          const call = slot.jobs.get(message.job);
+          slot.jobs.delete(message.job);
+          call?.finish({
+            error: {
+              code: ErrorCode.INVALID_PARAMS,
+              message: `Invalid params: cannot pass them to a worker: ${(error as Error).message}`,
+            },
+          });
+        }
+      }
+    }
+  }
+
+  #retire(slot: Slot, error: WireError): void {
+    if (slot.dead) return;
+    slot.dead = true;
+    clearTimeout(slot.timer);
+    slot.worker.terminate();
+    slot.started.promise.catch(() => {});
+    slot.started.reject(new Error(error.message));
+    const jobs = [...slot.jobs.values()];
+    slot.jobs.clear();
+    slot.outbox = [];
+    for (const call of jobs) call.finish({ error });
+  }
+
+  #crashed(slot: Slot, reason: string): void {
+    if (slot.dead) return;
+    const wasReady = slot.ready;
+    this.#retire(slot, { code: ErrorCode.WORKER_CRASHED, message: `Worker crashed: ${reason}` });
+    this.#replace(slot, wasReady ? 0 : slot.failures + 1);
+  }
+
+  #startFailed(slot: Slot, reason: string): void {
+    if (slot.dead) return;
+    this.#retire(slot, {
+      code: ErrorCode.WORKER_CRASHED,
+      message: `Worker could not start: ${reason}`,
+    });
+    this.#replace(slot, slot.failures + 1);
+  }
+
+  /** Puts a new worker in a dead one's place; backs off while starts keep failing. */
+  #replace(old: Slot, failures: number): void {
+    if (this.#closed || this.#starting || this.#slots[old.index] !== old) return;
+    const delay = failures === 0 ? 0 : Math.min(MAX_RESTART_DELAY, 100 * 2 ** (failures - 1));
+    const respawn = () => {
+      this.#timers.delete(timer);
+      if (this.#closed || this.#slots[old.index] !== old) return;
+      this.#slots[old.index] = this.#spawn(old.index, failures);
+    };
+    const timer = setTimeout(respawn, delay);
+    this.#timers.add(timer);
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * The socket → frames step: reads a connection into one reused buffer and
+ * pushes every chunk through a {@linkcode LineSplitter}. A direct `read`
+ * loop measured 2-3x faster than Web Streams stages (FACTS.md).
+ *
+ * @module
+ */
+
+import type { LineSplitter } from "../framing.ts";
+
+/** The part of `Deno.Conn` the loop needs. */
+export interface ByteReader {
+  read(buffer: Uint8Array): Promise<number | null>;
+}
+
+const BUFFER_BYTES = 64 * 1024;
+
+/**
+ * Reads until end of stream, then ends the splitter. Rejects with the read
+ * error if the connection fails. `paused()` lets the caller hold reading
+ * (backpressure) by returning a promise.
+ */
+export async function readLines(
+  conn: ByteReader,
+  splitter: LineSplitter,
+  paused?: () => Promise<void> | undefined,
+): Promise<void> {
+  const buffer = new Uint8Array(BUFFER_BYTES);
+  while (true) {
+    const wait = paused?.();
+    if (wait) await wait;
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    splitter.push(buffer.subarray(0, n));
+  }
+  splitter.end();
+}

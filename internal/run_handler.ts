@@ -1,0 +1,91 @@
+/**
+ * Runs one handler for one call and turns whatever happens into an
+ * {@linkcode Outcome}: the same code on the main thread and in a worker.
+ *
+ * @module
+ */
+
+import { ErrorCode, TcpyError, type WireError } from "../errors.ts";
+import { toJson } from "../codec.ts";
+import type { HandlerClass } from "../handler.ts";
+import { attachChannel, type Channel } from "./channel.ts";
+
+/** A finished call: the result's JSON text, or the error to answer with. */
+export type Outcome = { json: string } | { error: WireError };
+
+function isErrorReply(value: unknown): value is { error: true; message: string; code?: unknown } {
+  return typeof value === "object" && value !== null && !Array.isArray(value) &&
+    (value as { error?: unknown }).error === true &&
+    typeof (value as { message?: unknown }).message === "string";
+}
+
+function isReserved(code: number): boolean {
+  return code >= -32768 && code <= -32000;
+}
+
+/** Maps what `execute()` returned to an outcome. */
+export function settle(value: unknown): Outcome {
+  if (isErrorReply(value)) {
+    const code = typeof value.code === "number" && Number.isSafeInteger(value.code) &&
+        !isReserved(value.code)
+      ? value.code
+      : ErrorCode.HANDLER_ERROR;
+    const checked = toJson(value);
+    if (checked instanceof Error) return unsendable(checked);
+    return { error: { code, message: value.message, data: JSON.parse(checked) } };
+  }
+  const json = toJson(value);
+  return json instanceof Error ? unsendable(json) : { json };
+}
+
+function unsendable(error: Error): Outcome {
+  return {
+    error: {
+      code: ErrorCode.INTERNAL_ERROR,
+      message: `Handler returned a value that is not JSON: ${error.message}`,
+    },
+  };
+}
+
+/** Maps what a handler threw to an outcome. */
+export function fail(error: unknown): Outcome {
+  if (error instanceof TcpyError) return { error: error.toWire() };
+  const name = error instanceof Error ? error.name : typeof error;
+  const message = error instanceof Error ? error.message : String(error);
+  return {
+    error: {
+      code: ErrorCode.INTERNAL_ERROR,
+      message: `Handler failed: ${message}`,
+      data: { name },
+    },
+  };
+}
+
+/**
+ * Creates the handler with `params`, attaches `channel` (if the call can
+ * converse) and runs `execute()`. Sync handlers finish synchronously, so the
+ * inline path costs no promise.
+ */
+export function runHandler(
+  cls: HandlerClass,
+  params: unknown,
+  channel: Channel | undefined,
+): Outcome | Promise<Outcome> {
+  if (Array.isArray(params)) {
+    return {
+      error: {
+        code: ErrorCode.INVALID_PARAMS,
+        message: "Invalid params: tcpy commands take named params (a JSON object), not an array",
+      },
+    };
+  }
+  try {
+    const handler = new cls((params ?? {}) as Record<string, unknown>);
+    if (channel) attachChannel(handler, channel);
+    const result = handler.execute();
+    if (result instanceof Promise) return result.then(settle, fail);
+    return settle(result);
+  } catch (error) {
+    return fail(error);
+  }
+}
