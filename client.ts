@@ -275,6 +275,9 @@ export class TCPClient {
   call<R = unknown>(cmd: string, params?: Params, options: CallOptions = {}): Call<R> {
     const id = this.#nextId++;
     const result = Promise.withResolvers<unknown>();
+    // A conversation may end without anyone awaiting `result`; its failure
+    // then must not become an unhandled rejection. Awaiting it still throws.
+    result.promise.catch(() => {});
     const pending: Pending = {
       call: undefined as never,
       result,

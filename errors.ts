@@ -106,17 +106,6 @@ export class TcpyError extends Error {
   }
 }
 
-function define(name: string, code: number) {
-  const cls = class extends TcpyError {
-    constructor(message: string, options?: TcpyErrorOptions) {
-      super(code, message, options);
-      this.name = name;
-    }
-  };
-  Object.defineProperty(cls, "name", { value: name });
-  return cls;
-}
-
 /**
  * A line was not valid UTF-8 JSON (-32700).
  *
@@ -126,7 +115,16 @@ function define(name: string, code: number) {
  * console.assert(new ParseError("bad").code === -32700);
  * ```
  */
-export class ParseError extends define("ParseError", ErrorCode.PARSE_ERROR) {}
+export class ParseError extends TcpyError {
+  /**
+   * @param message What went wrong.
+   * @param options `cause` and `data`.
+   */
+  constructor(message: string, options?: TcpyErrorOptions) {
+    super(ErrorCode.PARSE_ERROR, message, options);
+    this.name = "ParseError";
+  }
+}
 /**
  * The JSON was not a valid JSON-RPC 2.0 request (-32600).
  *
@@ -136,7 +134,16 @@ export class ParseError extends define("ParseError", ErrorCode.PARSE_ERROR) {}
  * console.assert(new InvalidRequestError("bad").code === -32600);
  * ```
  */
-export class InvalidRequestError extends define("InvalidRequestError", ErrorCode.INVALID_REQUEST) {}
+export class InvalidRequestError extends TcpyError {
+  /**
+   * @param message What went wrong.
+   * @param options `cause` and `data`.
+   */
+  constructor(message: string, options?: TcpyErrorOptions) {
+    super(ErrorCode.INVALID_REQUEST, message, options);
+    this.name = "InvalidRequestError";
+  }
+}
 /**
  * No handler is mapped to the command (-32601).
  *
@@ -146,8 +153,16 @@ export class InvalidRequestError extends define("InvalidRequestError", ErrorCode
  * console.assert(new UnknownCommandError("bad").code === -32601);
  * ```
  */
-export class UnknownCommandError
-  extends define("UnknownCommandError", ErrorCode.METHOD_NOT_FOUND) {}
+export class UnknownCommandError extends TcpyError {
+  /**
+   * @param message What went wrong.
+   * @param options `cause` and `data`.
+   */
+  constructor(message: string, options?: TcpyErrorOptions) {
+    super(ErrorCode.METHOD_NOT_FOUND, message, options);
+    this.name = "UnknownCommandError";
+  }
+}
 /**
  * The params were refused (-32602). Throw it from a handler to reject its
  * params.
@@ -164,7 +179,16 @@ export class UnknownCommandError
  * }
  * ```
  */
-export class InvalidParamsError extends define("InvalidParamsError", ErrorCode.INVALID_PARAMS) {}
+export class InvalidParamsError extends TcpyError {
+  /**
+   * @param message What went wrong.
+   * @param options `cause` and `data`.
+   */
+  constructor(message: string, options?: TcpyErrorOptions) {
+    super(ErrorCode.INVALID_PARAMS, message, options);
+    this.name = "InvalidParamsError";
+  }
+}
 /**
  * The handler crashed: it threw, rejected, or returned a value that is not
  * JSON (-32603).
@@ -175,7 +199,16 @@ export class InvalidParamsError extends define("InvalidParamsError", ErrorCode.I
  * console.assert(new HandlerFailedError("bad").code === -32603);
  * ```
  */
-export class HandlerFailedError extends define("HandlerFailedError", ErrorCode.INTERNAL_ERROR) {}
+export class HandlerFailedError extends TcpyError {
+  /**
+   * @param message What went wrong.
+   * @param options `cause` and `data`.
+   */
+  constructor(message: string, options?: TcpyErrorOptions) {
+    super(ErrorCode.INTERNAL_ERROR, message, options);
+    this.name = "HandlerFailedError";
+  }
+}
 /**
  * The server is too busy to take the call (-32001).
  *
@@ -185,7 +218,16 @@ export class HandlerFailedError extends define("HandlerFailedError", ErrorCode.I
  * console.assert(new ServerBusyError("busy").code === -32001);
  * ```
  */
-export class ServerBusyError extends define("ServerBusyError", ErrorCode.SERVER_BUSY) {}
+export class ServerBusyError extends TcpyError {
+  /**
+   * @param message What went wrong.
+   * @param options `cause` and `data`.
+   */
+  constructor(message: string, options?: TcpyErrorOptions) {
+    super(ErrorCode.SERVER_BUSY, message, options);
+    this.name = "ServerBusyError";
+  }
+}
 /**
  * The call did not finish in time (-32002).
  *
@@ -195,7 +237,16 @@ export class ServerBusyError extends define("ServerBusyError", ErrorCode.SERVER_
  * console.assert(new CallTimeoutError("slow").code === -32002);
  * ```
  */
-export class CallTimeoutError extends define("CallTimeoutError", ErrorCode.TIMEOUT) {}
+export class CallTimeoutError extends TcpyError {
+  /**
+   * @param message What went wrong.
+   * @param options `cause` and `data`.
+   */
+  constructor(message: string, options?: TcpyErrorOptions) {
+    super(ErrorCode.TIMEOUT, message, options);
+    this.name = "CallTimeoutError";
+  }
+}
 /**
  * A message exceeded the size limit (-32003).
  *
@@ -205,8 +256,16 @@ export class CallTimeoutError extends define("CallTimeoutError", ErrorCode.TIMEO
  * console.assert(new MessageTooLargeError("big").code === -32003);
  * ```
  */
-export class MessageTooLargeError
-  extends define("MessageTooLargeError", ErrorCode.MESSAGE_TOO_LARGE) {}
+export class MessageTooLargeError extends TcpyError {
+  /**
+   * @param message What went wrong.
+   * @param options `cause` and `data`.
+   */
+  constructor(message: string, options?: TcpyErrorOptions) {
+    super(ErrorCode.MESSAGE_TOO_LARGE, message, options);
+    this.name = "MessageTooLargeError";
+  }
+}
 /**
  * The worker running the handler died; only its own calls fail (-32004).
  *
@@ -216,7 +275,16 @@ export class MessageTooLargeError
  * console.assert(new WorkerCrashedError("gone").code === -32004);
  * ```
  */
-export class WorkerCrashedError extends define("WorkerCrashedError", ErrorCode.WORKER_CRASHED) {}
+export class WorkerCrashedError extends TcpyError {
+  /**
+   * @param message What went wrong.
+   * @param options `cause` and `data`.
+   */
+  constructor(message: string, options?: TcpyErrorOptions) {
+    super(ErrorCode.WORKER_CRASHED, message, options);
+    this.name = "WorkerCrashedError";
+  }
+}
 /**
  * The connection closed before the call finished (-32005, local only).
  *
@@ -226,8 +294,16 @@ export class WorkerCrashedError extends define("WorkerCrashedError", ErrorCode.W
  * console.assert(new ConnectionClosedError("closed").code === -32005);
  * ```
  */
-export class ConnectionClosedError
-  extends define("ConnectionClosedError", ErrorCode.CONNECTION_CLOSED) {}
+export class ConnectionClosedError extends TcpyError {
+  /**
+   * @param message What went wrong.
+   * @param options `cause` and `data`.
+   */
+  constructor(message: string, options?: TcpyErrorOptions) {
+    super(ErrorCode.CONNECTION_CLOSED, message, options);
+    this.name = "ConnectionClosedError";
+  }
+}
 /**
  * The peer sent something that breaks the protocol (-32006, local only).
  *
@@ -237,7 +313,16 @@ export class ConnectionClosedError
  * console.assert(new ProtocolError("garbage").code === -32006);
  * ```
  */
-export class ProtocolError extends define("ProtocolError", ErrorCode.PROTOCOL_ERROR) {}
+export class ProtocolError extends TcpyError {
+  /**
+   * @param message What went wrong.
+   * @param options `cause` and `data`.
+   */
+  constructor(message: string, options?: TcpyErrorOptions) {
+    super(ErrorCode.PROTOCOL_ERROR, message, options);
+    this.name = "ProtocolError";
+  }
+}
 /**
  * The server is shutting down (-32007).
  *
@@ -247,7 +332,16 @@ export class ProtocolError extends define("ProtocolError", ErrorCode.PROTOCOL_ER
  * console.assert(new ShuttingDownError("bye").code === -32007);
  * ```
  */
-export class ShuttingDownError extends define("ShuttingDownError", ErrorCode.SHUTTING_DOWN) {}
+export class ShuttingDownError extends TcpyError {
+  /**
+   * @param message What went wrong.
+   * @param options `cause` and `data`.
+   */
+  constructor(message: string, options?: TcpyErrorOptions) {
+    super(ErrorCode.SHUTTING_DOWN, message, options);
+    this.name = "ShuttingDownError";
+  }
+}
 
 const byCode = new Map<number, new (message: string, options?: TcpyErrorOptions) => TcpyError>([
   [ErrorCode.PARSE_ERROR, ParseError],

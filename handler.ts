@@ -61,6 +61,14 @@ export type Commands = Record<string, HandlerClass>;
  * ```
  */
 export abstract class TCPHandler<P extends Params = Params, R = unknown> {
+  /**
+   * Run this command on the main event loop even when the server has a
+   * worker pool: for handlers cheaper than a worker round trip.
+   *
+   * @default {false}
+   */
+  static readonly inline: boolean = false;
+
   /** The params the client sent with the call (`{}` if it sent none). */
   readonly params: P;
   declare private [CHANNEL]?: Channel;

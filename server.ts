@@ -8,7 +8,7 @@
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./framing.ts";
 import { RESERVED_PREFIX } from "./codec.ts";
 import type { Commands, HandlerClass } from "./handler.ts";
-import { ConnectionContext, ServerConnection } from "./internal/connection.ts";
+import { type ConnectionContext, ServerConnection } from "./internal/connection.ts";
 import { InlineExecutor } from "./internal/executor.ts";
 import { WorkerPool } from "./internal/pool.ts";
 import { isHandlerClass, loadingRegistry } from "./internal/resolve.ts";

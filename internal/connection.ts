@@ -17,7 +17,7 @@ import {
   parseMessageParams,
   resultText,
 } from "../codec.ts";
-import { ErrorCode, TcpyError, type WireError } from "../errors.ts";
+import { ErrorCode, type TcpyError, type WireError } from "../errors.ts";
 import { LineSplitter } from "../framing.ts";
 import type { HandlerClass } from "../handler.ts";
 import { type Call, clientGone, type Executor, type Task } from "./executor.ts";

@@ -1,0 +1,85 @@
+/** Shared plumbing for the integration tests: servers on port 0, raw line sockets. */
+import { TCPServer, type TCPServerOptions } from "../mod.ts";
+import { commands } from "./fixtures/handlers.ts";
+
+export const FIXTURES = new URL("./fixtures/handlers.ts", import.meta.url);
+
+/** Starts a server with the fixture commands on 127.0.0.1, port 0. */
+export async function startServer(
+  options: TCPServerOptions = {},
+): Promise<TCPServer & { port: number }> {
+  const server = new TCPServer({
+    host: "127.0.0.1",
+    port: 0,
+    commands,
+    module: FIXTURES,
+    onListen() {},
+    ...options,
+  });
+  await server.listen();
+  return server;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A socket that speaks lines, like `nc`: for poking the server with raw bytes. */
+export class RawClient {
+  #buffer = "";
+  #eof = false;
+  private constructor(readonly conn: Deno.TcpConn) {}
+
+  static async connect(port: number): Promise<RawClient> {
+    return new RawClient(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  async write(text: string | Uint8Array): Promise<void> {
+    const bytes = typeof text === "string" ? enc.encode(text) : text;
+    let written = 0;
+    while (written < bytes.length) written += await this.conn.write(bytes.subarray(written));
+  }
+
+  /** The next line as parsed JSON; `undefined` at end of stream. Fails after `ms`. */
+  async read(ms = 5000): Promise<unknown> {
+    const deadline = Date.now() + ms;
+    const chunk = new Uint8Array(65536);
+    while (!this.#buffer.includes("\n")) {
+      if (this.#eof) return undefined;
+      if (Date.now() > deadline) throw new Error(`no line within ${ms} ms`);
+      const n = await this.conn.read(chunk);
+      if (n === null) {
+        this.#eof = true;
+        continue;
+      }
+      this.#buffer += dec.decode(chunk.subarray(0, n), { stream: true });
+    }
+    const at = this.#buffer.indexOf("\n");
+    const line = this.#buffer.slice(0, at);
+    this.#buffer = this.#buffer.slice(at + 1);
+    return JSON.parse(line);
+  }
+
+  /** Resolves `true` once the server closed the connection. */
+  async closedByPeer(): Promise<boolean> {
+    const chunk = new Uint8Array(1024);
+    try {
+      while ((await this.conn.read(chunk)) !== null) { /* drain */ }
+    } catch {
+      // A reset also counts as closed.
+    }
+    return true;
+  }
+
+  close(): void {
+    try {
+      this.conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+/** Resolves after `ms`. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
