@@ -117,6 +117,8 @@ export class TcpyError extends Error {
  */
 export class ParseError extends TcpyError {
   /**
+   * Creates the error.
+   *
    * @param message What went wrong.
    * @param options `cause` and `data`.
    */
@@ -136,6 +138,8 @@ export class ParseError extends TcpyError {
  */
 export class InvalidRequestError extends TcpyError {
   /**
+   * Creates the error.
+   *
    * @param message What went wrong.
    * @param options `cause` and `data`.
    */
@@ -155,6 +159,8 @@ export class InvalidRequestError extends TcpyError {
  */
 export class UnknownCommandError extends TcpyError {
   /**
+   * Creates the error.
+   *
    * @param message What went wrong.
    * @param options `cause` and `data`.
    */
@@ -181,6 +187,8 @@ export class UnknownCommandError extends TcpyError {
  */
 export class InvalidParamsError extends TcpyError {
   /**
+   * Creates the error.
+   *
    * @param message What went wrong.
    * @param options `cause` and `data`.
    */
@@ -201,6 +209,8 @@ export class InvalidParamsError extends TcpyError {
  */
 export class HandlerFailedError extends TcpyError {
   /**
+   * Creates the error.
+   *
    * @param message What went wrong.
    * @param options `cause` and `data`.
    */
@@ -220,6 +230,8 @@ export class HandlerFailedError extends TcpyError {
  */
 export class ServerBusyError extends TcpyError {
   /**
+   * Creates the error.
+   *
    * @param message What went wrong.
    * @param options `cause` and `data`.
    */
@@ -239,6 +251,8 @@ export class ServerBusyError extends TcpyError {
  */
 export class CallTimeoutError extends TcpyError {
   /**
+   * Creates the error.
+   *
    * @param message What went wrong.
    * @param options `cause` and `data`.
    */
@@ -258,6 +272,8 @@ export class CallTimeoutError extends TcpyError {
  */
 export class MessageTooLargeError extends TcpyError {
   /**
+   * Creates the error.
+   *
    * @param message What went wrong.
    * @param options `cause` and `data`.
    */
@@ -277,6 +293,8 @@ export class MessageTooLargeError extends TcpyError {
  */
 export class WorkerCrashedError extends TcpyError {
   /**
+   * Creates the error.
+   *
    * @param message What went wrong.
    * @param options `cause` and `data`.
    */
@@ -296,6 +314,8 @@ export class WorkerCrashedError extends TcpyError {
  */
 export class ConnectionClosedError extends TcpyError {
   /**
+   * Creates the error.
+   *
    * @param message What went wrong.
    * @param options `cause` and `data`.
    */
@@ -315,6 +335,8 @@ export class ConnectionClosedError extends TcpyError {
  */
 export class ProtocolError extends TcpyError {
   /**
+   * Creates the error.
+   *
    * @param message What went wrong.
    * @param options `cause` and `data`.
    */
@@ -334,6 +356,8 @@ export class ProtocolError extends TcpyError {
  */
 export class ShuttingDownError extends TcpyError {
   /**
+   * Creates the error.
+   *
    * @param message What went wrong.
    * @param options `cause` and `data`.
    */

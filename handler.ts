@@ -129,7 +129,8 @@ export abstract class TCPHandler<P extends Params = Params, R = unknown> {
    *     return this.success({ quotient: this.params.a / this.params.b });
    *   }
    * }
-   * console.assert(new Divide({ a: 1, b: 0 }).execute().error === true);
+   * const reply = new Divide({ a: 1, b: 0 }).execute();
+   * console.assert("error" in reply && reply.message === "division by zero");
    * ```
    */
   error<F extends object = Record<never, never>>(message: string, fields?: F): ErrorReply<F> {

@@ -28,6 +28,9 @@ export interface PoolOptions {
 }
 
 const WORKER_URL = new URL("./worker.ts", import.meta.url);
+// Never called: a static reference that makes `deno compile` embed the
+// worker entry, which it cannot see inside `new Worker(url)`.
+export const embedWorker = (): Promise<unknown> => import("./worker.ts");
 const MAX_RESTART_DELAY = 5_000;
 
 class Slot {

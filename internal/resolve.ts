@@ -27,6 +27,26 @@ export function loadingRegistry(): LoadingRegistry | undefined {
   return (globalThis as { [LOADING]?: LoadingRegistry })[LOADING];
 }
 
+/**
+ * Imports a handler module the way a worker must: servers it constructs at
+ * its top level register in the returned registry, and their `listen()`
+ * does nothing. Used by the worker entry and by the CLI.
+ */
+export async function importHandlers(
+  url: string,
+): Promise<{ mod: Record<string, unknown>; registry: LoadingRegistry }> {
+  const global = globalThis as { [LOADING]?: LoadingRegistry };
+  const registry: LoadingRegistry = { servers: [] };
+  const previous = global[LOADING];
+  global[LOADING] = registry;
+  try {
+    return { mod: await import(url), registry };
+  } finally {
+    if (previous) global[LOADING] = previous;
+    else delete global[LOADING];
+  }
+}
+
 /** Whether `value` looks like a handler class (works across copies of tcpy). */
 export function isHandlerClass(value: unknown): value is HandlerClass {
   return typeof value === "function" &&

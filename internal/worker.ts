@@ -12,7 +12,7 @@ import { ConnectionClosedError } from "../errors.ts";
 import type { HandlerClass } from "../handler.ts";
 import { encodeSent } from "./executor.ts";
 import { Inbox } from "./inbox.ts";
-import { LOADING, type LoadingRegistry, resolveCommands } from "./resolve.ts";
+import { importHandlers, resolveCommands } from "./resolve.ts";
 import { type Outcome, runHandler } from "./run_handler.ts";
 import type { FromWorker, InitMessage, ToWorker } from "./worker_messages.ts";
 
@@ -53,17 +53,13 @@ Deno.exit = (code?: number): never => {
 };
 
 async function init(message: InitMessage): Promise<void> {
-  const registry: LoadingRegistry = { servers: [] };
-  (globalThis as { [LOADING]?: LoadingRegistry })[LOADING] = registry;
   try {
-    const mod = await import(message.module);
+    const { mod, registry } = await importHandlers(message.module);
     commands = resolveCommands(mod, registry, message.commands);
     post({ t: "ready" });
     for (const batch of early.splice(0)) handle(batch);
   } catch (error) {
     post({ t: "failed", message: error instanceof Error ? error.message : String(error) });
-  } finally {
-    delete (globalThis as { [LOADING]?: LoadingRegistry })[LOADING];
   }
 }
 

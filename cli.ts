@@ -1,0 +1,574 @@
+#!/usr/bin/env -S deno run --allow-net --allow-read
+/**
+ * The `tcpy` command line program: serve the commands a module exports, or
+ * call a command of a running server and print its result as JSON.
+ *
+ * ```sh
+ * deno run --allow-net --allow-read cli.ts serve examples/tutorial_server.ts --port 7272
+ * deno run --allow-net --allow-read cli.ts call add x=1 y=2
+ * # {"success":true,"solution":3}
+ * ```
+ *
+ * `deno task compile` turns it into the standalone binary `dist/tcpy`. Run
+ * `tcpy --help`, `tcpy serve --help` and `tcpy call --help` for every flag,
+ * and see docs/cli.md.
+ *
+ * Exit codes: 0 success; 1 the handler returned an error (`call`) or the
+ * server could not start (`serve`); 2 usage error; 3 the call failed
+ * (connection refused or lost, unknown command, invalid params, handler
+ * crash, timeout, protocol error).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import denoJson from "./deno.json" with { type: "json" };
+import { TCPClient, type TCPClientOptions } from "./client.ts";
+import { TcpyError } from "./errors.ts";
+import type { Commands } from "./handler.ts";
+import { type ListenAddress, TCPServer, type TCPServerOptions } from "./server.ts";
+import { commandsOf, importHandlers, isCommandMap } from "./internal/resolve.ts";
+
+/** The version of tcpy, read from deno.json. */
+export const VERSION: string = denoJson.version;
+
+/** Exit codes of the program. */
+export const ExitCode = {
+  /** Everything went as asked. */
+  OK: 0,
+  /** `call`: the handler returned an error dictionary; `serve`: the server could not start. */
+  FAILURE: 1,
+  /** Unknown flag, missing or malformed argument. */
+  USAGE: 2,
+  /** `call`: the call failed: no connection, unknown command, invalid params, crash, timeout. */
+  CALL_FAILED: 3,
+} as const;
+
+// ---------------------------------------------------------------------------
+// Flag tables: one line per flag. Help text and parsing are derived from them.
+
+/** Keys of `T` whose (non-undefined) values are of type `V`. */
+type KeysOfType<T, V> = { [K in keyof T]-?: NonNullable<T[K]> extends V ? K : never }[keyof T];
+
+/** A flag that takes a value, set on an options object `O`. */
+type ValueFlag<O> =
+  | { name: string; kind: "integer"; option: KeysOfType<O, number>; value: string; help: string }
+  | { name: string; kind: "string"; option: KeysOfType<O, string>; value: string; help: string };
+
+/**
+ * `tcpy serve` flags → {@linkcode TCPServerOptions}. A new server option that
+ * makes sense on a command line is one more line here; defaults are the
+ * server's own (an absent flag passes `undefined`).
+ */
+const SERVE_FLAGS: readonly ValueFlag<TCPServerOptions>[] = [
+  {
+    name: "host",
+    kind: "string",
+    option: "host",
+    value: "HOST",
+    help: "host name or address to bind (default localhost)",
+  },
+  {
+    name: "port",
+    kind: "integer",
+    option: "port",
+    value: "PORT",
+    help: "port to listen on, 0 for any free one (default 7272)",
+  },
+  {
+    name: "threads",
+    kind: "integer",
+    option: "threads",
+    value: "N",
+    help: "worker threads running handlers, 0 runs them inline (default 4)",
+  },
+  {
+    name: "max-message-bytes",
+    kind: "integer",
+    option: "maxMessageBytes",
+    value: "BYTES",
+    help: "largest request line accepted (default 1048576)",
+  },
+  {
+    name: "max-batch-length",
+    kind: "integer",
+    option: "maxBatchLength",
+    value: "N",
+    help: "most requests in one JSON-RPC batch (default 1000)",
+  },
+  {
+    name: "grace-period",
+    kind: "integer",
+    option: "gracePeriod",
+    value: "MS",
+    help: "how long a stop waits for calls in flight (default 10000)",
+  },
+];
+
+/** `tcpy call` flags → {@linkcode TCPClientOptions}. */
+const CALL_FLAGS: readonly ValueFlag<TCPClientOptions>[] = [
+  {
+    name: "host",
+    kind: "string",
+    option: "host",
+    value: "HOST",
+    help: "host of the server (default localhost)",
+  },
+  {
+    name: "port",
+    kind: "integer",
+    option: "port",
+    value: "PORT",
+    help: "port of the server (default 7272)",
+  },
+  {
+    name: "timeout",
+    kind: "integer",
+    option: "timeout",
+    value: "MS",
+    help: "give up after MS milliseconds, connecting included; 0 waits forever (default 0)",
+  },
+  {
+    name: "max-message-bytes",
+    kind: "integer",
+    option: "maxMessageBytes",
+    value: "BYTES",
+    help: "largest reply line accepted (default 1048576)",
+  },
+];
+
+// ---------------------------------------------------------------------------
+// Help texts.
+
+const MAIN_SYNOPSIS = `Usage:
+  tcpy serve MODULE [options]                 serve the commands MODULE exports
+  tcpy call COMMAND [key=value ...] [options] call a command, print its result as JSON
+  tcpy --help | --version | COMMAND --help`;
+const MAIN_USAGE = `${MAIN_SYNOPSIS}\nRun "tcpy --help" for more.`;
+
+const SERVE_SYNOPSIS = "Usage: tcpy serve MODULE [options]";
+const SERVE_USAGE = `${SERVE_SYNOPSIS}\nRun "tcpy serve --help" for the options.`;
+const CALL_SYNOPSIS = "Usage: tcpy call COMMAND [key=value ...] [--params JSON] [options]";
+const CALL_USAGE = `${CALL_SYNOPSIS}\nRun "tcpy call --help" for the options.`;
+
+function flagLines(flags: readonly { name: string; value: string; help: string }[]): string {
+  const rows = [
+    ...flags.map((f) => [`--${f.name} ${f.value}`, f.help]),
+    ["-h, --help", "show this help"],
+  ];
+  const width = Math.max(...rows.map(([left]) => left.length)) + 2;
+  return rows.map(([left, right]) => `  ${left.padEnd(width)}${right}`).join("\n");
+}
+
+const MAIN_HELP =
+  `tcpy ${VERSION}: command-based TCP servers, JSON-RPC 2.0 with one message per line.
+
+${MAIN_SYNOPSIS}
+
+Options:
+  -h, --help     show this help (tcpy serve --help, tcpy call --help for theirs)
+  -V, --version  print the version
+
+Exit codes:
+  0  success
+  1  call: the handler returned an error; serve: the server could not start
+  2  usage error (unknown flag, missing or malformed argument)
+  3  call: the call failed (no connection, unknown command, invalid params,
+     handler crash, timeout, protocol error)`;
+
+const SERVE_HELP = `${SERVE_SYNOPSIS}
+
+Imports MODULE (a path relative to the current directory, or a URL) and serves
+the commands it offers: its \`commands\` export, else a default export that
+maps command names to handler classes, else the commands of the one TCPServer
+the module constructs at its top level (that server does not listen). The
+server's workers import MODULE too, to find the same handler classes.
+
+Options:
+${flagLines(SERVE_FLAGS)}
+
+Logs "tcpy listening on HOST:PORT (commands: ...)" on stdout once it listens.
+SIGINT or SIGTERM stops it gracefully: calls in flight finish (up to
+--grace-period), then it exits with code 0; a second signal exits at once.
+Exit code 1 if the module cannot be loaded or the server cannot start, 2 for
+usage errors.`;
+
+const CALL_HELP = `${CALL_SYNOPSIS}
+
+Calls COMMAND on a tcpy (or any JSON-RPC 2.0, one message per line) server and
+prints its result as one line of JSON on stdout.
+
+Params:
+  key=value            one named param; the value is parsed as JSON when it
+                       parses (x=1 is a number, ok=true a boolean, o={"a":1} an
+                       object), else it is a string (name=Ada). Quote JSON
+                       strings to keep them strings: id='"42"'.
+  --params JSON        a JSON object of params; key=value pairs override its keys
+
+Options:
+${flagLines(CALL_FLAGS)}
+
+Exit codes:
+  0  the call succeeded
+  1  the handler returned an error ({"error": true, ...}): printed on stdout,
+     and its message on stderr
+  2  usage error
+  3  the call failed: connection refused or lost, unknown command, invalid
+     params, handler crash, timeout, protocol error (one line on stderr)`;
+
+// ---------------------------------------------------------------------------
+// Plumbing.
+
+/** A failure that ends the program with `code` and a one-line message on stderr. */
+class Exit extends Error {
+  constructor(readonly code: number, message: string, readonly usage?: string) {
+    super(message);
+  }
+}
+
+function usageError(prefix: string, message: string, usage: string): Exit {
+  return new Exit(ExitCode.USAGE, `${prefix}: ${message}`, usage);
+}
+
+function firstLine(text: string): string {
+  return text.split("\n", 1)[0];
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The short form of a `parseArgs` error: "Unknown option '--foo'". */
+function parseArgsMessage(error: unknown): string {
+  const text = firstLine(messageOf(error)).replace(/\. To specify .*$/, "").replace(/\.$/, "");
+  return text.charAt(0).toLowerCase() + text.slice(1);
+}
+
+type ParsedFlags = Record<string, string | boolean | undefined>;
+
+/** Parses `args` with the given value flags plus `--help`. */
+function parse<O>(
+  args: string[],
+  flags: readonly ValueFlag<O>[],
+  extra: Record<string, { type: "string" }>,
+  prefix: string,
+  usage: string,
+): { values: ParsedFlags; positionals: string[] } {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
+    help: { type: "boolean", short: "h" },
+    ...extra,
+  };
+  for (const flag of flags) options[flag.name] = { type: "string" };
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values: values as ParsedFlags, positionals };
+  } catch (error) {
+    throw usageError(prefix, parseArgsMessage(error), usage);
+  }
+}
+
+/** Turns the parsed value flags into an options object. */
+function optionsFrom<O>(
+  values: ParsedFlags,
+  flags: readonly ValueFlag<O>[],
+  prefix: string,
+  usage: string,
+): O {
+  const options: Record<string, string | number> = {};
+  for (const flag of flags) {
+    const raw = values[flag.name];
+    if (typeof raw !== "string") continue;
+    if (flag.kind === "string") {
+      options[flag.option as string] = raw;
+    } else {
+      if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+        throw usageError(
+          prefix,
+          `--${flag.name} expects a non-negative integer, got "${raw}"`,
+          usage,
+        );
+      }
+      options[flag.option as string] = Number(raw);
+    }
+  }
+  return options as O;
+}
+
+/** A module argument as a URL: URLs as given, paths resolved against the current directory. */
+function moduleUrl(specifier: string): string {
+  // Two letters at least, so that a Windows path like C:\x is taken as a path.
+  if (/^[a-z][a-z\d+.-]+:/i.test(specifier)) return new URL(specifier).href;
+  return pathToFileURL(resolve(specifier)).href;
+}
+
+/**
+ * Imports `url` and finds the command map it offers. While it imports, a
+ * server the module constructs registers itself (and its `listen()` does
+ * nothing), exactly as when a worker imports it.
+ */
+async function loadCommands(url: string): Promise<Commands> {
+  const { mod, registry } = await importHandlers(url);
+  const exported = commandsOf(mod);
+  if (exported) return exported;
+  const servers = registry.servers.filter((s) => isCommandMap(s.commands));
+  if (servers.length === 1) return servers[0].commands;
+  if (servers.length > 1) {
+    throw new Error(
+      `it constructs ${servers.length} servers with commands: export a \`commands\` map to choose`,
+    );
+  }
+  throw new Error(
+    "it offers no commands: export `commands` (or a default export) mapping command names " +
+      "to TCPHandler classes, or construct a TCPServer with commands at its top level",
+  );
+}
+
+function formatAddress({ hostname, port }: ListenAddress): string {
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+}
+
+const SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
+const SIGNAL_EXIT: Partial<Record<Deno.Signal, number>> = { SIGINT: 130, SIGTERM: 143 };
+
+// ---------------------------------------------------------------------------
+// Subcommands.
+
+async function serve(args: string[]): Promise<number> {
+  const prefix = "tcpy serve";
+  const { values, positionals } = parse(args, SERVE_FLAGS, {}, prefix, SERVE_USAGE);
+  if (values.help) {
+    console.log(SERVE_HELP);
+    return ExitCode.OK;
+  }
+  if (positionals.length === 0) throw usageError(prefix, "missing MODULE", SERVE_USAGE);
+  if (positionals.length > 1) {
+    throw usageError(prefix, `unexpected argument "${positionals[1]}"`, SERVE_USAGE);
+  }
+  const options = optionsFrom(values, SERVE_FLAGS, prefix, SERVE_USAGE);
+  const specifier = positionals[0];
+  let url: string;
+  try {
+    url = moduleUrl(specifier);
+  } catch (error) {
+    throw usageError(prefix, `bad MODULE "${specifier}": ${messageOf(error)}`, SERVE_USAGE);
+  }
+
+  let commands: Commands;
+  try {
+    commands = await loadCommands(url);
+  } catch (error) {
+    throw new Exit(ExitCode.FAILURE, `${prefix}: cannot serve ${specifier}: ${messageOf(error)}`);
+  }
+
+  let server: TCPServer;
+  try {
+    server = new TCPServer({
+      ...options,
+      commands,
+      module: url,
+      onListen(address) {
+        console.log(
+          `tcpy listening on ${formatAddress(address)} (commands: ${
+            Object.keys(commands).join(", ")
+          })`,
+        );
+      },
+    });
+  } catch (error) {
+    // The server checks the ranges of its options.
+    throw usageError(prefix, firstLine(messageOf(error)), SERVE_USAGE);
+  }
+
+  // Listen to signals before starting, so a signal during the workers'
+  // start-up also stops the server cleanly.
+  const stop = Promise.withResolvers<Deno.Signal>();
+  let stopping: Deno.Signal | undefined;
+  const listeners: [Deno.Signal, () => void][] = [];
+  for (const signal of SIGNALS) {
+    const listener = () => {
+      if (stopping) {
+        console.error(`tcpy: ${signal} again: exiting without waiting`);
+        Deno.exit(SIGNAL_EXIT[signal] ?? ExitCode.FAILURE);
+      }
+      stopping = signal;
+      stop.resolve(signal);
+    };
+    try {
+      Deno.addSignalListener(signal, listener);
+      listeners.push([signal, listener]);
+    } catch {
+      // This platform does not have that signal (SIGTERM on Windows).
+    }
+  }
+  const removeListeners = () => {
+    for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
+  };
+
+  try {
+    await server.listen();
+  } catch (error) {
+    removeListeners();
+    await server.close();
+    throw new Exit(ExitCode.FAILURE, `${prefix}: cannot start: ${firstLine(messageOf(error))}`);
+  }
+  const signal = await stop.promise;
+  console.error(
+    `tcpy: ${signal} received: finishing the calls in flight (up to ${
+      options.gracePeriod ?? 10_000
+    } ms)`,
+  );
+  await server.close();
+  removeListeners();
+  console.error("tcpy: stopped");
+  return ExitCode.OK;
+}
+
+/** A `key=value` value: JSON if it parses, else the text itself. */
+function paramValue(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function isHandlerError(result: unknown): result is { error: true; message?: unknown } {
+  return typeof result === "object" && result !== null && !Array.isArray(result) &&
+    (result as { error?: unknown }).error === true;
+}
+
+async function call(args: string[]): Promise<number> {
+  const prefix = "tcpy call";
+  const { values, positionals } = parse(
+    args,
+    CALL_FLAGS,
+    { params: { type: "string" } },
+    prefix,
+    CALL_USAGE,
+  );
+  if (values.help) {
+    console.log(CALL_HELP);
+    return ExitCode.OK;
+  }
+  const [command, ...pairs] = positionals;
+  if (command === undefined) throw usageError(prefix, "missing COMMAND", CALL_USAGE);
+  const options = optionsFrom(values, CALL_FLAGS, prefix, CALL_USAGE);
+
+  let params: Record<string, unknown> = {};
+  if (typeof values.params === "string") {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(values.params);
+    } catch (error) {
+      throw usageError(prefix, `--params is not JSON: ${messageOf(error)}`, CALL_USAGE);
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      throw usageError(prefix, "--params must be a JSON object", CALL_USAGE);
+    }
+    params = parsed as Record<string, unknown>;
+  }
+  for (const pair of pairs) {
+    const at = pair.indexOf("=");
+    if (at <= 0) {
+      throw usageError(prefix, `expected key=value, got "${pair}"`, CALL_USAGE);
+    }
+    // defineProperty: a "__proto__" key is a param like any other.
+    Object.defineProperty(params, pair.slice(0, at), {
+      value: paramValue(pair.slice(at + 1)),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+
+  let client: TCPClient;
+  try {
+    client = new TCPClient(options);
+  } catch (error) {
+    throw usageError(prefix, firstLine(messageOf(error)), CALL_USAGE);
+  }
+  let result: unknown;
+  try {
+    result = await client.execute(command, params);
+  } catch (error) {
+    const where = `${options.host ?? "localhost"}:${options.port ?? 7272}`;
+    const detail = error instanceof TcpyError
+      ? `${firstLine(error.message)} (${error.name}, code ${error.code})`
+      : firstLine(messageOf(error));
+    throw new Exit(ExitCode.CALL_FAILED, `${prefix}: ${command} on ${where} failed: ${detail}`);
+  } finally {
+    await client.disconnect();
+  }
+  console.log(JSON.stringify(result) ?? "null");
+  if (isHandlerError(result)) {
+    const message = typeof result.message === "string" ? result.message : "(no message)";
+    console.error(`${prefix}: ${command} returned an error: ${firstLine(message)}`);
+    return ExitCode.FAILURE;
+  }
+  return ExitCode.OK;
+}
+
+// ---------------------------------------------------------------------------
+
+/**
+ * Runs the program with `args` (without the program name) and resolves with
+ * its exit code. Output goes to stdout and stderr; `serve` resolves only
+ * once the server was stopped by SIGINT or SIGTERM.
+ *
+ * @param args The command line arguments, e.g. `["call", "add", "x=1", "y=2"]`.
+ * @returns The exit code: see {@linkcode ExitCode}.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "jsr:@tcpy/tcpy/cli";
+ * Deno.exit(await main(["call", "add", "x=1", "y=2", "--port", "7272"]));
+ * ```
+ */
+export async function main(args: string[]): Promise<number> {
+  const [first, ...rest] = args;
+  try {
+    switch (first) {
+      case "serve":
+        return await serve(rest);
+      case "call":
+        return await call(rest);
+      case "help":
+        if (rest[0] === "serve") console.log(SERVE_HELP);
+        else if (rest[0] === "call") console.log(CALL_HELP);
+        else console.log(MAIN_HELP);
+        return ExitCode.OK;
+      case "-h":
+      case "--help":
+        console.log(MAIN_HELP);
+        return ExitCode.OK;
+      case "-V":
+      case "--version":
+        console.log(`tcpy ${VERSION}`);
+        return ExitCode.OK;
+      case undefined:
+        throw usageError("tcpy", "missing command", MAIN_USAGE);
+      default:
+        throw usageError(
+          "tcpy",
+          first.startsWith("-") ? `unknown option "${first}"` : `unknown command "${first}"`,
+          MAIN_USAGE,
+        );
+    }
+  } catch (error) {
+    if (!(error instanceof Exit)) throw error;
+    console.error(error.message);
+    if (error.usage) console.error(error.usage);
+    return error.code;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
