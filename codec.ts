@@ -21,6 +21,14 @@ export type Params = Record<string, unknown>;
  */
 export const MESSAGE_METHOD = "tcpy.message";
 
+/**
+ * The built-in health check: `{"jsonrpc":"2.0","id":1,"method":"tcpy.ping"}`
+ * is answered with `{"pong":true}` on the main thread, without touching the
+ * worker pool, or with -32007 while the server is shutting down. Load
+ * balancers can use it as their health check.
+ */
+export const PING_METHOD = "tcpy.ping";
+
 /** Command names starting with this are reserved for tcpy's own methods. */
 export const RESERVED_PREFIX = "tcpy.";
 

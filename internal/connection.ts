@@ -15,6 +15,7 @@ import {
   messageText,
   parseIncoming,
   parseMessageParams,
+  PING_METHOD,
   resultText,
 } from "../codec.ts";
 import { ErrorCode, type TcpyError, type WireError } from "../errors.ts";
@@ -219,6 +220,12 @@ export class ServerConnection {
       return;
     }
     const id = message.kind === "call" ? message.id : undefined;
+    if (method === PING_METHOD) {
+      if (id === undefined) sink.add(undefined);
+      else if (this.#state !== "open") sink.add(errorText(id, this.#drainReason));
+      else sink.add(resultText(id, '{"pong":true}'));
+      return;
+    }
     const cls = this.#ctx.commands.get(method);
     let refusal: WireError | undefined;
     if (!cls) refusal = wire(ErrorCode.METHOD_NOT_FOUND, `Unknown command: ${method}`);

@@ -11,6 +11,9 @@
  * argument after the entry file into the binary: `--target` appended to a
  * task would end up there instead of reaching `deno compile`.
  *
+ * The worker entry needs no `--include`: internal/pool.ts imports it
+ * statically, so `deno compile` embeds it with the rest of the graph.
+ *
  * `deno compile` downloads the `denort` runtime for the target on first use;
  * set `DENORT_BIN` to use one already on disk (the environment is passed on).
  *
@@ -60,10 +63,8 @@ export function compileArgs(options: CompileOptions = {}): string[] {
     // a relative path; workers import the module too). Nothing else: no env,
     // no write, no run, no ffi, no sys.
     "--allow-read",
-    // The worker pool starts `new Worker(new URL("./worker.ts", ...))`, which
-    // `deno compile` cannot see: embed the worker entry explicitly.
-    "--include",
-    "internal/worker.ts",
+    // No `--include` for the worker entry: internal/pool.ts references
+    // `./worker.ts` statically (`embedWorker`), so `deno compile` embeds it.
     "--output",
     options.output ?? defaultOutput(options.target),
     ...(options.target ? ["--target", options.target] : []),

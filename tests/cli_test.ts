@@ -471,6 +471,28 @@ function compile(dir: string, denort: string | null): Promise<Finished> {
   return deno(["task", "compile", "--output", `${dir}/tcpy`], denort);
 }
 
+/**
+ * Asserts that nothing names the worker entry for `deno compile`: neither an
+ * `--include` in ARGS nor a `compile.include` in deno.json. The worker entry
+ * must be embedded through the static import in internal/pool.ts alone.
+ */
+function assertNoInclude(args: string[]): void {
+  assert.ok(!args.some((arg) => arg.startsWith("--include")), `no --include: ${args.join(" ")}`);
+  assert.ok(!("compile" in denoJson), "deno.json has no compile.include");
+}
+
+/** The `deno compile` arguments of the first sh block under "Compiling your own server". */
+async function docsCompileRecipe(): Promise<string[]> {
+  const doc = await Deno.readTextFile(new URL("../docs/cli.md", import.meta.url));
+  const section = doc.split("\n## Compiling your own server\n")[1];
+  assert.ok(section, "docs/cli.md has a section Compiling your own server");
+  const block = section.match(/```sh\n([\s\S]*?)```/)?.[1];
+  assert.ok(block, "the section has a sh block");
+  const words = block.replace(/\\\n/g, " ").trim().split(/\s+/);
+  assert.equal(words.shift(), "deno");
+  return words;
+}
+
 /** The paths of the "Embedded Files" tree `deno compile` prints. */
 function embeddedFiles(output: string): string[] {
   const lines = output.split("\n");
@@ -491,17 +513,20 @@ function embeddedFiles(output: string): string[] {
 }
 
 Deno.test({
-  name: "deno task compile embeds the worker entry and the handler-loading path",
+  name:
+    "deno task compile embeds the worker entry (without --include) and the handler-loading path",
   ignore: !canWrite,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "tcpy-compile-" });
     try {
+      const args = compileArgs({ output: `${dir}/tcpy` });
+      assertNoInclude(args);
       // DENORT_BIN=deno: the whole graph is built and listed, but the file
       // written is no standalone program (FACTS.md), so it is not run.
       const done = await compile(dir, Deno.execPath());
       assert.equal(done.code, 0, done.stderr);
       const text = done.stdout + done.stderr;
-      assert.ok(text.includes(compileArgs({ output: `${dir}/tcpy` }).join(" ")), text);
+      assert.ok(text.includes(args.join(" ")), text);
       const files = embeddedFiles(text);
       for (
         const path of [
@@ -526,22 +551,25 @@ Deno.test({
 });
 
 Deno.test({
-  name: "compiling your own server as docs/cli.md says embeds the worker entry",
+  name: "compiling your own server as docs/cli.md says (without --include) embeds the worker entry",
   ignore: !canWrite,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "tcpy-compile-" });
     try {
-      // The command of docs/cli.md, "Compiling your own server".
-      const done = await deno([
+      // The command of docs/cli.md, "Compiling your own server", as written
+      // there (no --include), with the output moved to the temp dir.
+      const args = await docsCompileRecipe();
+      assert.deepEqual(args, [
         "compile",
         "--allow-net",
         "--allow-read",
-        "--include",
-        "internal/worker.ts",
         "--output",
-        `${dir}/tutorial_server`,
+        "dist/tutorial_server",
         "examples/tutorial_server.ts",
-      ], Deno.execPath());
+      ]);
+      assertNoInclude(args);
+      args[args.indexOf("--output") + 1] = `${dir}/tutorial_server`;
+      const done = await deno(args, Deno.execPath());
       assert.equal(done.code, 0, done.stderr);
       const files = embeddedFiles(done.stdout + done.stderr);
       for (const path of ["examples/tutorial_server.ts", "mod.ts", "internal/worker.ts"]) {

@@ -410,3 +410,26 @@ Deno.test("TCPServer logs where it listens by default", async () => {
     console.log = original;
   }
 });
+
+Deno.test("TCPServer answers tcpy.ping itself, and refuses it while shutting down", async () => {
+  const server = await startServer({ threads: 1 });
+  const raw = await RawClient.connect(server.port);
+  try {
+    await raw.write('{"jsonrpc":"2.0","id":"hc","method":"tcpy.ping"}\n');
+    assert.deepEqual(await raw.read(), { jsonrpc: "2.0", id: "hc", result: { pong: true } });
+    await raw.write('{"jsonrpc":"2.0","id":1,"method":"sleep","params":{"ms":150}}\n');
+    await delay(30);
+    const closing = server.close();
+    await raw.write('{"jsonrpc":"2.0","id":"hc2","method":"tcpy.ping"}\n');
+    assert.deepEqual(await raw.read(), {
+      jsonrpc: "2.0",
+      id: "hc2",
+      error: { code: -32007, message: "The server is shutting down" },
+    });
+    assert.equal((await raw.read() as { id: number }).id, 1);
+    await closing;
+  } finally {
+    raw.close();
+    await server.close();
+  }
+});
