@@ -80,6 +80,14 @@ export interface TCPServerOptions {
    */
   gracePeriod?: number;
   /**
+   * Lets several processes listen on the same port (Linux `SO_REUSEPORT`:
+   * the kernel spreads connections across them). Needs Deno's
+   * `--unstable-net` flag; ignored where the platform lacks it.
+   *
+   * @default {false}
+   */
+  reusePort?: boolean;
+  /**
    * Called once the server listens. The default logs
    * `tcpy listening on HOST:PORT` to stdout, as the original did.
    */
@@ -244,7 +252,12 @@ export class TCPServer {
     }
     let listener: Deno.TcpListener;
     try {
-      listener = Deno.listen({ hostname: this.#host, port: this.#port, transport: "tcp" });
+      listener = Deno.listen({
+        hostname: this.#host,
+        port: this.#port,
+        transport: "tcp",
+        ...(options.reusePort ? { reusePort: true } : {}),
+      });
     } catch (error) {
       await this.#pool?.close();
       throw error;
