@@ -29,6 +29,12 @@ export const MESSAGE_METHOD = "tcpy.message";
  */
 export const PING_METHOD = "tcpy.ping";
 
+/**
+ * The authentication call a server with a shared secret expects first:
+ * `{"jsonrpc":"2.0","id":0,"method":"tcpy.auth","params":{"secret":"..."}}`.
+ */
+export const AUTH_METHOD = "tcpy.auth";
+
 /** Command names starting with this are reserved for tcpy's own methods. */
 export const RESERVED_PREFIX = "tcpy.";
 

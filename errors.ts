@@ -43,6 +43,8 @@ export const ErrorCode = {
   PROTOCOL_ERROR: -32006,
   /** The server is shutting down and takes no new calls. */
   SHUTTING_DOWN: -32007,
+  /** The connection did not authenticate (wrong secret, or too late). */
+  UNAUTHORIZED: -32008,
   /** Default code of a handler's own `error(message, fields)` reply. */
   HANDLER_ERROR: 1,
 } as const;
@@ -367,6 +369,29 @@ export class ShuttingDownError extends TcpyError {
   }
 }
 
+/**
+ * The connection did not authenticate: wrong secret, no `tcpy.auth` first,
+ * or too late (-32008). The server closes the connection after it.
+ *
+ * @example
+ * ```ts
+ * import { AuthenticationError } from "./errors.ts";
+ * console.assert(new AuthenticationError("no").code === -32008);
+ * ```
+ */
+export class AuthenticationError extends TcpyError {
+  /**
+   * Creates the error.
+   *
+   * @param message What went wrong.
+   * @param options `cause` and `data`.
+   */
+  constructor(message: string, options?: TcpyErrorOptions) {
+    super(ErrorCode.UNAUTHORIZED, message, options);
+    this.name = "AuthenticationError";
+  }
+}
+
 const byCode = new Map<number, new (message: string, options?: TcpyErrorOptions) => TcpyError>([
   [ErrorCode.PARSE_ERROR, ParseError],
   [ErrorCode.INVALID_REQUEST, InvalidRequestError],
@@ -380,6 +405,7 @@ const byCode = new Map<number, new (message: string, options?: TcpyErrorOptions)
   [ErrorCode.CONNECTION_CLOSED, ConnectionClosedError],
   [ErrorCode.PROTOCOL_ERROR, ProtocolError],
   [ErrorCode.SHUTTING_DOWN, ShuttingDownError],
+  [ErrorCode.UNAUTHORIZED, AuthenticationError],
 ]);
 
 /**

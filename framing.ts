@@ -81,7 +81,7 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
  */
 export class LineSplitter {
   readonly #sink: LineSink;
-  readonly #limit: number;
+  #limit: number;
   #parts: Uint8Array[] = [];
   #buffered = 0;
   #skipping = false;
@@ -96,6 +96,15 @@ export class LineSplitter {
   constructor(sink: LineSink, options: FramingOptions = {}) {
     this.#sink = sink;
     this.#limit = checkLimit(options.maxMessageBytes);
+  }
+
+  /** The largest line accepted, in bytes; may be changed between pushes. */
+  get maxMessageBytes(): number {
+    return this.#limit;
+  }
+
+  set maxMessageBytes(value: number) {
+    this.#limit = checkLimit(value);
   }
 
   /** Bytes held for an unfinished line (never more than the limit). */

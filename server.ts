@@ -6,7 +6,8 @@
  */
 
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./framing.ts";
-import { RESERVED_PREFIX } from "./codec.ts";
+import { errorText, RESERVED_PREFIX } from "./codec.ts";
+import { ErrorCode } from "./errors.ts";
 import type { Commands, HandlerClass } from "./handler.ts";
 import { type ConnectionContext, ServerConnection } from "./internal/connection.ts";
 import { InlineExecutor } from "./internal/executor.ts";
@@ -20,6 +21,11 @@ export interface ListenAddress {
   /** The port, the real one when 0 was asked for. */
   port: number;
 }
+
+/** A TLS certificate and key in PEM, inline or from files. */
+export type TlsOptions =
+  | { cert: string; key: string }
+  | { certFile: string; keyFile: string };
 
 /** Options of {@linkcode TCPServer}. */
 export interface TCPServerOptions {
@@ -79,6 +85,77 @@ export interface TCPServerOptions {
    * @default {10000}
    */
   gracePeriod?: number;
+  /**
+   * Most connections open at once. The next client is sent a -32001
+   * "server busy" error and closed; the others are unaffected.
+   *
+   * @default {10000}
+   */
+  maxConnections?: number;
+  /**
+   * Most calls in flight on one connection. More are answered at once with
+   * -32001 "server busy" instead of being queued.
+   *
+   * @default {1024}
+   */
+  maxInFlight?: number;
+  /**
+   * Most calls queued for the worker pool, server-wide. More are answered at
+   * once with -32001 "server busy" instead of being queued.
+   *
+   * @default {16384}
+   */
+  maxPendingCalls?: number;
+  /**
+   * Reply bytes a connection may have waiting to be written. While more
+   * wait, the server stops reading that connection (backpressure), so a
+   * client that sends but never reads cannot make it buffer without bound.
+   *
+   * @default {4194304}
+   */
+  maxOutputBytes?: number;
+  /**
+   * A call still running after this many milliseconds is answered with
+   * -32002 and abandoned. A handler on the main thread cannot be stopped;
+   * a worker that stops answering is written off and replaced (see the
+   * README: a worker stuck in a CPU loop keeps burning its core). 0: never.
+   *
+   * @default {60000}
+   */
+  handlerTimeout?: number;
+  /**
+   * A connection whose pending write makes no progress for this many
+   * milliseconds (a client that stopped reading) is cut. 0: never.
+   *
+   * @default {30000}
+   */
+  writeTimeout?: number;
+  /**
+   * A connection with no input and no call in flight for this many
+   * milliseconds is closed. Off by default: RPC clients keep connections
+   * open between calls, TCP keepalive (always on) finds dead peers, and
+   * `maxConnections` bounds what idle clients can hold. 0: never.
+   *
+   * @default {0}
+   */
+  idleTimeout?: number;
+  /**
+   * Serve over TLS: a certificate chain and private key in PEM, given
+   * inline (`cert`, `key`) or as file paths (`certFile`, `keyFile`).
+   */
+  tls?: TlsOptions;
+  /**
+   * Require a shared secret: the first message of every connection must be
+   * `tcpy.auth` with this secret (see PROTOCOL.md), within
+   * `authTimeout` and in at most 4 KiB, or the connection is closed.
+   */
+  secret?: string;
+  /**
+   * Time a connection has to authenticate when `secret` is set, in ms.
+   *
+   * @default {5000}
+   */
+  authTimeout?: number;
   /**
    * Lets several processes listen on the same port (Linux `SO_REUSEPORT`:
    * the kernel spreads connections across them). Needs Deno's
@@ -163,7 +240,8 @@ export class TCPServer {
   readonly #options: TCPServerOptions;
   readonly #connections = new Set<ServerConnection>();
   readonly #serving = new Set<Promise<void>>();
-  #listener: Deno.TcpListener | undefined;
+  #listener: Deno.Listener | undefined;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
   #address: ListenAddress | undefined;
   #pool: WorkerPool | undefined;
   #accepting: Promise<void> | undefined;
@@ -192,7 +270,19 @@ export class TCPServer {
       "",
     );
     integer("maxBatchLength", options.maxBatchLength ?? 1000, 1, 1_000_000, "");
-    integer("gracePeriod", options.gracePeriod ?? 10_000, 0, 2 ** 31 - 1, " ms");
+    const ms = 2 ** 31 - 1;
+    integer("gracePeriod", options.gracePeriod ?? 10_000, 0, ms, " ms");
+    integer("maxConnections", options.maxConnections ?? 10_000, 1, 2 ** 24, "");
+    integer("maxInFlight", options.maxInFlight ?? 1024, 1, 2 ** 24, "");
+    integer("maxPendingCalls", options.maxPendingCalls ?? 16_384, 1, 2 ** 24, "");
+    integer("maxOutputBytes", options.maxOutputBytes ?? 4 * 1024 * 1024, 1, 2 ** 30, "");
+    integer("handlerTimeout", options.handlerTimeout ?? 60_000, 0, ms, " ms (0: never)");
+    integer("writeTimeout", options.writeTimeout ?? 30_000, 0, ms, " ms (0: never)");
+    integer("idleTimeout", options.idleTimeout ?? 0, 0, ms, " ms (0: never)");
+    integer("authTimeout", options.authTimeout ?? 5_000, 1, ms, " ms");
+    if (options.secret !== undefined && (typeof options.secret !== "string" || !options.secret)) {
+      throw new TypeError("Cannot create TCPServer: secret must be a non-empty string");
+    }
     this.commands = options.commands ?? {};
     loadingRegistry()?.servers.push(this);
   }
@@ -250,14 +340,9 @@ export class TCPServer {
       await pool.start();
       this.#pool = pool;
     }
-    let listener: Deno.TcpListener;
+    let listener: Deno.Listener;
     try {
-      listener = Deno.listen({
-        hostname: this.#host,
-        port: this.#port,
-        transport: "tcp",
-        ...(options.reusePort ? { reusePort: true } : {}),
-      });
+      listener = this.#bind();
     } catch (error) {
       await this.#pool?.close();
       throw error;
@@ -271,7 +356,28 @@ export class TCPServer {
       inline: new InlineExecutor(),
       maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
       maxBatchLength: options.maxBatchLength ?? 1000,
+      maxInFlight: options.maxInFlight ?? 1024,
+      maxPendingCalls: options.maxPendingCalls ?? 16_384,
+      maxOutputBytes: options.maxOutputBytes ?? 4 * 1024 * 1024,
+      handlerTimeout: options.handlerTimeout ?? 60_000,
+      writeTimeout: options.writeTimeout ?? 30_000,
+      idleTimeout: options.idleTimeout ?? 0,
+      auth: options.secret === undefined ? undefined : {
+        secret: new TextEncoder().encode(options.secret),
+        timeout: options.authTimeout ?? 5_000,
+        maxMessageBytes: AUTH_MAX_MESSAGE_BYTES,
+      },
     };
+    const deadlines = [context.handlerTimeout, context.writeTimeout, context.idleTimeout]
+      .concat(context.auth ? [context.auth.timeout] : []).filter((t) => t > 0);
+    if (deadlines.length > 0) {
+      // One timer per server, not one per call: the hot path only stamps times.
+      const every = Math.max(10, Math.min(1000, Math.floor(Math.min(...deadlines) / 4)));
+      this.#sweeper = setInterval(() => {
+        const now = Date.now();
+        for (const connection of this.#connections) connection.sweep(now);
+      }, every);
+    }
     this.#accepting = this.#accept(listener, context);
     const onListen = options.onListen ??
       ((a: ListenAddress) => console.log(`tcpy listening on ${a.hostname}:${a.port}`));
@@ -297,6 +403,32 @@ export class TCPServer {
     return this.close();
   }
 
+  /** Number of open connections. */
+  get connections(): number {
+    return this.#connections.size;
+  }
+
+  /** Number of calls in flight, over all connections. */
+  get inFlight(): number {
+    let total = 0;
+    for (const connection of this.#connections) total += connection.running;
+    return total;
+  }
+
+  #bind(): Deno.Listener {
+    const { tls, reusePort } = this.#options;
+    const base = {
+      hostname: this.#host,
+      port: this.#port,
+      ...(reusePort ? { reusePort: true } : {}),
+    };
+    if (!tls) return Deno.listen({ ...base, transport: "tcp" });
+    const pem = "certFile" in tls
+      ? { cert: Deno.readTextFileSync(tls.certFile), key: Deno.readTextFileSync(tls.keyFile) }
+      : { cert: tls.cert, key: tls.key };
+    return Deno.listenTls({ ...base, ...pem });
+  }
+
   async #shutdown(): Promise<void> {
     if (!this.#listener) return;
     try {
@@ -313,26 +445,28 @@ export class TCPServer {
     await Promise.race([drained, grace]);
     clearTimeout(timer);
     for (const connection of this.#connections) connection.abort();
+    clearInterval(this.#sweeper);
     await Promise.all(this.#serving);
     await this.#pool?.close();
   }
 
-  async #accept(listener: Deno.TcpListener, context: ConnectionContext): Promise<void> {
+  async #accept(listener: Deno.Listener, context: ConnectionContext): Promise<void> {
+    const limit = this.#options.maxConnections ?? 10_000;
     while (true) {
-      let conn: Deno.TcpConn;
+      let conn: Deno.Conn;
       try {
-        conn = await listener.accept() as Deno.TcpConn;
+        conn = await listener.accept();
       } catch (error) {
         if (this.#closing || error instanceof Deno.errors.BadResource) return;
-        // Out of file descriptors or a transient accept error: pause, go on.
+        // Out of file descriptors, or a failed TLS handshake: pause, go on.
         await new Promise((resolve) => setTimeout(resolve, 50));
         continue;
       }
-      try {
-        conn.setNoDelay(true);
-      } catch {
-        // Not every platform lets us; the default is fine.
+      if (this.#connections.size >= limit) {
+        turnAway(conn, limit);
+        continue;
       }
+      tune(conn);
       const connection = new ServerConnection(conn, context);
       this.#connections.add(connection);
       const serving = connection.serve().finally(() => {
@@ -342,4 +476,33 @@ export class TCPServer {
       this.#serving.add(serving);
     }
   }
+}
+
+/** Largest message before a connection has authenticated, in bytes. */
+const AUTH_MAX_MESSAGE_BYTES = 4096;
+
+/** Low latency for small replies; keepalive so dead peers are found. */
+function tune(conn: Deno.Conn): void {
+  const tcp = conn as Partial<Deno.TcpConn>;
+  try {
+    tcp.setNoDelay?.(true);
+    tcp.setKeepAlive?.(true);
+  } catch {
+    // Not every platform lets us; the defaults still work.
+  }
+}
+
+/** Tells a client over the connection limit why, then closes it. */
+function turnAway(conn: Deno.Conn, limit: number): void {
+  const line = errorText(null, {
+    code: ErrorCode.SERVER_BUSY,
+    message: `Server busy: too many connections (limit ${limit})`,
+  });
+  conn.write(new TextEncoder().encode(line + "\n")).catch(() => {}).finally(() => {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  });
 }

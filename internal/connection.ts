@@ -7,6 +7,7 @@
  */
 
 import {
+  AUTH_METHOD,
   decodeLine,
   errorText,
   type Incoming,
@@ -18,7 +19,7 @@ import {
   PING_METHOD,
   resultText,
 } from "../codec.ts";
-import { ErrorCode, type TcpyError, type WireError } from "../errors.ts";
+import { CallTimeoutError, ErrorCode, type TcpyError, type WireError } from "../errors.ts";
 import { LineSplitter } from "../framing.ts";
 import type { HandlerClass } from "../handler.ts";
 import { type Call, clientGone, type Executor, type Task } from "./executor.ts";
@@ -38,6 +39,40 @@ export interface ConnectionContext {
   readonly maxMessageBytes: number;
   /** Most elements accepted in one batch. */
   readonly maxBatchLength: number;
+  /** Most calls in flight on one connection; more are answered "server busy". */
+  readonly maxInFlight: number;
+  /** Most calls queued in the pool, server-wide; more are answered "server busy". */
+  readonly maxPendingCalls: number;
+  /** Reading pauses while this many reply bytes wait to be written. */
+  readonly maxOutputBytes: number;
+  /** A call running longer is answered with -32002 and abandoned (ms; 0: never). */
+  readonly handlerTimeout: number;
+  /** A connection whose write makes no progress for this long is cut (ms; 0: never). */
+  readonly writeTimeout: number;
+  /** A connection with no input and no call for this long is closed (ms; 0: never). */
+  readonly idleTimeout: number;
+  /** Shared-secret authentication, if the server requires it. */
+  readonly auth: AuthPolicy | undefined;
+}
+
+/** What a connection must present before any command runs. */
+export interface AuthPolicy {
+  /** The secret, as UTF-8 bytes. */
+  readonly secret: Uint8Array;
+  /** Time allowed to authenticate after connecting, in ms. */
+  readonly timeout: number;
+  /** Largest message accepted before authentication, in bytes. */
+  readonly maxMessageBytes: number;
+}
+
+const utf8 = new TextEncoder();
+
+/** Compares in time that depends only on `expected`'s length, not on where they differ. */
+function sameSecret(given: string, expected: Uint8Array): boolean {
+  const bytes = utf8.encode(given);
+  let diff = bytes.length ^ expected.length;
+  for (let i = 0; i < expected.length; i++) diff |= (bytes[i] ?? 0) ^ expected[i];
+  return diff === 0;
 }
 
 /** Where the reply to one message (or one batch element) goes. */
@@ -66,6 +101,9 @@ class BatchReply implements ReplySink {
 interface Running {
   task: Task | undefined;
   done: boolean;
+  readonly command: string;
+  readonly startedAt: number;
+  finish(outcome: Outcome): void;
 }
 
 type State = "open" | "draining" | "closed";
@@ -85,14 +123,19 @@ export class ServerConnection {
   readonly #writer: LineWriter;
   readonly #single: ReplySink;
   readonly #calls = new Map<JsonRpcId, Running>();
-  #running = 0;
+  readonly #active = new Set<Running>();
+  #splitter: LineSplitter | undefined;
   #state: State = "open";
+  #authenticated: boolean;
+  readonly #openedAt = Date.now();
+  #lastActive = this.#openedAt;
   #drainReason: WireError = wire(ErrorCode.SHUTTING_DOWN, "The server is shutting down");
   #idle: PromiseWithResolvers<void> | undefined;
 
   constructor(conn: Deno.Conn, ctx: ConnectionContext) {
     this.#conn = conn;
     this.#ctx = ctx;
+    this.#authenticated = ctx.auth === undefined;
     this.#writer = new LineWriter(conn, () => this.abort());
     this.#single = {
       add: (text) => {
@@ -103,7 +146,37 @@ export class ServerConnection {
 
   /** Calls running for this connection. */
   get running(): number {
-    return this.#running;
+    return this.#active.size;
+  }
+
+  /**
+   * Enforces the deadlines, called periodically by the server: answers and
+   * abandons calls past the handler timeout, cuts a connection whose writes
+   * are stuck, closes an idle one, and one that did not authenticate in time.
+   */
+  sweep(now: number): void {
+    if (this.#state === "closed") return;
+    const { handlerTimeout, writeTimeout, idleTimeout, auth } = this.#ctx;
+    if (handlerTimeout > 0) {
+      for (const running of this.#active) {
+        if (now - running.startedAt < handlerTimeout) continue;
+        const error = new CallTimeoutError(
+          `Call to "${running.command}" timed out after ${handlerTimeout} ms`,
+        );
+        running.finish({ error: error.toWire() });
+        running.task?.abandon(error);
+      }
+    }
+    const since = this.#writer.writingSince;
+    if (writeTimeout > 0 && since > 0 && now - since >= writeTimeout) {
+      this.abort(); // the client stopped reading its replies
+    } else if (!this.#authenticated && auth && now - this.#openedAt >= auth.timeout) {
+      this.#refuse(`Unauthorized: no ${AUTH_METHOD} within ${auth.timeout} ms`);
+    } else if (
+      idleTimeout > 0 && this.#active.size === 0 && now - this.#lastActive >= idleTimeout
+    ) {
+      this.drain();
+    }
   }
 
   /**
@@ -111,12 +184,17 @@ export class ServerConnection {
    * calls in flight and closes) or the connection is aborted.
    */
   async serve(): Promise<void> {
+    const { auth, maxMessageBytes, maxOutputBytes } = this.#ctx;
     const splitter = new LineSplitter({
       line: (bytes) => this.#onLine(bytes),
       oversize: (limit) => this.#onOversize(limit),
-    }, { maxMessageBytes: this.#ctx.maxMessageBytes });
+    }, { maxMessageBytes: auth ? auth.maxMessageBytes : maxMessageBytes });
+    this.#splitter = splitter;
+    // Backpressure: a client that does not read its replies stops being read.
+    const paused = () =>
+      this.#writer.pending >= maxOutputBytes ? this.#writer.below(maxOutputBytes) : undefined;
     try {
-      await readLines(this.#conn, splitter);
+      await readLines(this.#conn, splitter, paused);
     } catch {
       // Reset by the peer, or closed by abort(): either way no more input.
       if (this.#state !== "closed") this.abort();
@@ -138,7 +216,7 @@ export class ServerConnection {
       this.#state = "draining";
       if (reason) this.#drainReason = reason;
     }
-    if (this.#running > 0) {
+    if (this.#active.size > 0) {
       this.#idle ??= Promise.withResolvers();
       await this.#idle.promise;
     }
@@ -179,6 +257,11 @@ export class ServerConnection {
 
   #onLine(bytes: Uint8Array): void {
     if (this.#state === "closed") return;
+    if (this.#ctx.idleTimeout > 0) this.#lastActive = Date.now();
+    if (!this.#authenticated) {
+      this.#authenticate(bytes);
+      return;
+    }
     let value: unknown;
     try {
       value = decodeLine(bytes);
@@ -199,6 +282,34 @@ export class ServerConnection {
     }
     const batch = new BatchReply(value.length, (text) => this.#single.add(text));
     for (const item of value) this.#dispatch(parseIncoming(item), batch);
+  }
+
+  /** Checks the first message against the shared secret; anything else ends the connection. */
+  #authenticate(bytes: Uint8Array): void {
+    let message: Incoming | undefined;
+    try {
+      message = parseIncoming(decodeLine(bytes));
+    } catch {
+      // Refused below like any other wrong first message.
+    }
+    const secret = message?.kind === "call" && message.method === AUTH_METHOD &&
+        typeof message.params === "object" && message.params !== null
+      ? (message.params as { secret?: unknown }).secret
+      : undefined;
+    if (typeof secret !== "string" || !sameSecret(secret, this.#ctx.auth!.secret)) {
+      this.#refuse(`Unauthorized: the first message must be ${AUTH_METHOD} with the right secret`);
+      return;
+    }
+    this.#authenticated = true;
+    this.#splitter!.maxMessageBytes = this.#ctx.maxMessageBytes;
+    this.#single.add(resultText((message as { id: JsonRpcId }).id, '{"authenticated":true}'));
+  }
+
+  /** Answers with an authentication error (id null), then closes once it is written. */
+  #refuse(message: string): void {
+    this.#single.add(errorText(null, wire(ErrorCode.UNAUTHORIZED, message)));
+    this.#state = "draining";
+    this.#writer.drained().then(() => this.abort());
   }
 
   #dispatch(message: Incoming, sink: ReplySink): void {
@@ -230,7 +341,19 @@ export class ServerConnection {
     let refusal: WireError | undefined;
     if (!cls) refusal = wire(ErrorCode.METHOD_NOT_FOUND, `Unknown command: ${method}`);
     else if (this.#state !== "open") refusal = this.#drainReason;
-    else if (id !== undefined && this.#calls.has(id)) {
+    else if (this.#active.size >= this.#ctx.maxInFlight) {
+      refusal = wire(
+        ErrorCode.SERVER_BUSY,
+        `Server busy: ${this.#ctx.maxInFlight} calls already in flight on this connection`,
+      );
+    } else if (
+      this.#ctx.pool && !cls.inline && this.#ctx.pool.inFlight >= this.#ctx.maxPendingCalls
+    ) {
+      refusal = wire(
+        ErrorCode.SERVER_BUSY,
+        `Server busy: ${this.#ctx.maxPendingCalls} calls already queued for the worker pool`,
+      );
+    } else if (id !== undefined && this.#calls.has(id)) {
       refusal = wire(
         ErrorCode.INVALID_REQUEST,
         `Invalid request: id ${JSON.stringify(id)} is already used by a call in progress`,
@@ -255,25 +378,35 @@ export class ServerConnection {
     id: JsonRpcId | undefined,
     sink: ReplySink,
   ): void {
-    const running: Running = { task: undefined, done: false };
     const conversational = id !== undefined;
+    const running: Running = {
+      task: undefined,
+      done: false,
+      command,
+      startedAt: this.#ctx.handlerTimeout > 0 ? Date.now() : 0,
+      finish: (outcome) => {
+        if (running.done) return;
+        running.done = true;
+        if (conversational) this.#calls.delete(id);
+        this.#active.delete(running);
+        sink.add(conversational ? outcomeText(id, outcome) : undefined);
+        if (this.#active.size === 0) {
+          this.#idle?.resolve();
+          if (this.#ctx.idleTimeout > 0) this.#lastActive = Date.now();
+        }
+      },
+    };
     if (conversational) this.#calls.set(id, running);
-    this.#running++;
+    this.#active.add(running);
     const call: Call = {
       command,
       handler: cls,
       params,
       conversational,
       send: (json) => {
-        if (this.#state !== "closed") this.#writer.write(messageText(id!, json));
+        if (this.#state !== "closed" && !running.done) this.#writer.write(messageText(id!, json));
       },
-      finish: (outcome) => {
-        if (running.done) return;
-        running.done = true;
-        if (conversational) this.#calls.delete(id);
-        sink.add(conversational ? outcomeText(id, outcome) : undefined);
-        if (--this.#running === 0) this.#idle?.resolve();
-      },
+      finish: running.finish,
     };
     const executor = cls.inline || !this.#ctx.pool ? this.#ctx.inline : this.#ctx.pool;
     running.task = executor.run(call);

@@ -34,10 +34,18 @@ export interface Task {
   deliver(data: unknown): void;
   /** Tells the handler its client is gone: pending and future `recv()` reject. */
   cancel(reason: Error): void;
+  /**
+   * Gives up on a call that ran past the handler timeout (its caller has
+   * been answered already): its result will be ignored, and a worker that
+   * no longer responds is written off and replaced.
+   */
+  abandon(reason: Error): void;
 }
 
 /** Somewhere handlers run. */
 export interface Executor {
+  /** Calls started and not yet finished (0 where nothing queues). */
+  readonly inFlight: number;
   /** Starts `call`'s handler. */
   run(call: Call): Task;
   /** Stops taking calls and releases what the executor holds. */
@@ -55,6 +63,9 @@ export function encodeSent(data: unknown): string {
 
 /** Runs handlers on the main event loop: no hop, no copy. */
 export class InlineExecutor implements Executor {
+  /** Always 0: inline calls run at once and are bounded per connection. */
+  readonly inFlight = 0;
+
   /** Runs the handler now; sync handlers finish before `run` returns. */
   run(call: Call): Task {
     let inbox: Inbox | undefined;
@@ -75,9 +86,12 @@ export class InlineExecutor implements Executor {
     const outcome = runHandler(call.handler, call.params, channel);
     if (outcome instanceof Promise) outcome.then((o) => call.finish(o));
     else call.finish(outcome);
+    // A handler on the main thread cannot be stopped: abandoning it only
+    // fails its pending recv(); its late result is dropped by the connection.
     return {
       deliver: (data) => mailbox().push(data),
       cancel: (reason) => mailbox().close(reason),
+      abandon: (reason) => mailbox().close(reason),
     };
   }
 

@@ -25,6 +25,11 @@ export interface PoolOptions {
   commands: Map<string, HandlerClass>;
   /** How long a worker may take to load the module, in ms. */
   startTimeout?: number;
+  /**
+   * How long a worker whose call timed out may take to answer a ping before
+   * it is taken for stuck (a CPU-bound loop) and written off, in ms.
+   */
+  stuckAfter?: number;
 }
 
 const WORKER_URL = new URL("./worker.ts", import.meta.url);
@@ -41,6 +46,10 @@ class Slot {
   dead = false;
   readonly started = Promise.withResolvers<void>();
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** Calls given up on but possibly still running there. */
+  abandoned = 0;
+  /** Outstanding liveness pings: number → timer that writes the worker off. */
+  readonly pings = new Map<number, ReturnType<typeof setTimeout>>();
 
   constructor(readonly index: number, readonly failures: number) {
     this.worker = new Worker(WORKER_URL, { type: "module", name: `tcpy-worker-${index}` });
@@ -53,6 +62,8 @@ export class WorkerPool implements Executor {
   readonly #init: InitMessage;
   readonly #slots: Slot[] = [];
   #nextJob = 1;
+  #nextPing = 1;
+  #inFlight = 0;
   #scheduled = false;
   #closed = false;
   #starting = true;
@@ -69,9 +80,7 @@ export class WorkerPool implements Executor {
 
   /** Number of calls running or queued in the workers. */
   get inFlight(): number {
-    let total = 0;
-    for (const slot of this.#slots) total += slot.jobs.size;
-    return total;
+    return this.#inFlight;
   }
 
   /**
@@ -95,7 +104,12 @@ export class WorkerPool implements Executor {
     let slot: Slot | undefined;
     for (const candidate of this.#slots) {
       if (candidate.dead) continue;
-      if (!slot || (candidate.ready && (!slot.ready || candidate.jobs.size < slot.jobs.size))) {
+      if (
+        !slot ||
+        (candidate.ready &&
+          (!slot.ready ||
+            candidate.jobs.size + candidate.abandoned < slot.jobs.size + slot.abandoned))
+      ) {
         slot = candidate;
       }
     }
@@ -106,11 +120,12 @@ export class WorkerPool implements Executor {
           message: "No worker is running: all are restarting",
         },
       });
-      return { deliver() {}, cancel() {} };
+      return { deliver() {}, cancel() {}, abandon() {} };
     }
     const target = slot;
     const job = this.#nextJob++;
     slot.jobs.set(job, call);
+    this.#inFlight++;
     this.#queue(slot, {
       t: "run",
       job,
@@ -126,6 +141,13 @@ export class WorkerPool implements Executor {
         if (target.jobs.has(job)) {
           this.#queue(target, { t: "cancel", job, message: reason.message });
         }
+      },
+      abandon: (reason) => {
+        if (!target.jobs.delete(job)) return;
+        this.#inFlight--;
+        target.abandoned++;
+        this.#queue(target, { t: "cancel", job, message: reason.message });
+        this.#probe(target, call.command);
       },
     };
   }
@@ -169,10 +191,17 @@ export class WorkerPool implements Executor {
           const call = slot.jobs.get(message.job);
           if (call) {
             slot.jobs.delete(message.job);
+            this.#inFlight--;
             call.finish(message.outcome);
+          } else if (slot.abandoned > 0) {
+            slot.abandoned--;
           }
           break;
         }
+        case "pong":
+          clearTimeout(slot.pings.get(message.n));
+          slot.pings.delete(message.n);
+          break;
         case "send":
           slot.jobs.get(message.job)?.send(message.json);
           break;
@@ -217,8 +246,9 @@ export class WorkerPool implements Executor {
         try {
           slot.worker.postMessage([message]);
         } catch (error) {
+          if (message.t === "ping") continue;
           const call = slot.jobs.get(message.job);
-          slot.jobs.delete(message.job);
+          if (slot.jobs.delete(message.job)) this.#inFlight--;
           call?.finish({
             error: {
               code: ErrorCode.INVALID_PARAMS,
@@ -230,15 +260,41 @@ export class WorkerPool implements Executor {
     }
   }
 
+  /**
+   * Pings a worker whose call timed out. A worker stuck in a CPU loop cannot
+   * answer, and `terminate()` cannot stop it (FACTS.md): it is written off
+   * and a replacement takes its place, so new calls are not queued behind it.
+   */
+  #probe(slot: Slot, command: string): void {
+    if (slot.dead || !slot.ready) return;
+    const n = this.#nextPing++;
+    const limit = this.#options.stuckAfter ?? 1000;
+    slot.pings.set(
+      n,
+      setTimeout(() => {
+        slot.pings.delete(n);
+        this.#crashed(
+          slot,
+          `written off: a "${command}" call ran past the handler timeout and the worker ` +
+            `did not answer a ping within ${limit} ms`,
+        );
+      }, limit),
+    );
+    this.#queue(slot, { t: "ping", n });
+  }
+
   #retire(slot: Slot, error: WireError): void {
     if (slot.dead) return;
     slot.dead = true;
     clearTimeout(slot.timer);
+    for (const timer of slot.pings.values()) clearTimeout(timer);
+    slot.pings.clear();
     slot.worker.terminate();
     slot.started.promise.catch(() => {});
     slot.started.reject(new Error(error.message));
     const jobs = [...slot.jobs.values()];
     slot.jobs.clear();
+    this.#inFlight -= jobs.length;
     slot.outbox = [];
     for (const call of jobs) call.finish({ error });
   }

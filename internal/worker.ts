@@ -106,6 +106,9 @@ function handle(batch: ToWorker[]): void {
       case "cancel":
         inboxes.get(message.job)?.close(new ConnectionClosedError(message.message));
         break;
+      case "ping":
+        post({ t: "pong", n: message.n });
+        break;
     }
   }
 }

@@ -20,7 +20,8 @@ export interface InitMessage {
 export type ToWorker =
   | { t: "run"; job: number; command: string; params: unknown; talk: boolean }
   | { t: "msg"; job: number; data: unknown }
-  | { t: "cancel"; job: number; message: string };
+  | { t: "cancel"; job: number; message: string }
+  | { t: "ping"; n: number };
 
 /** Worker → pool (always inside an array). */
 export type FromWorker =
@@ -28,4 +29,5 @@ export type FromWorker =
   | { t: "failed"; message: string }
   | { t: "done"; job: number; outcome: Outcome }
   | { t: "send"; job: number; json: string }
+  | { t: "pong"; n: number }
   | { t: "exit" };
