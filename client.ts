@@ -6,6 +6,7 @@
  */
 
 import {
+  AUTH_METHOD,
   decodeLine,
   MESSAGE_METHOD,
   messageText,
@@ -15,6 +16,7 @@ import {
   requestText,
 } from "./codec.ts";
 import {
+  AuthenticationError,
   CallTimeoutError,
   ConnectionClosedError,
   fromWireError,
@@ -24,6 +26,7 @@ import {
 } from "./errors.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, LineSplitter } from "./framing.ts";
 import { encodeSent } from "./internal/executor.ts";
+import { backoffDelay, type BackoffOptions, sleep } from "./internal/backoff.ts";
 import { Inbox } from "./internal/inbox.ts";
 import { LineWriter } from "./internal/line_writer.ts";
 import { readLines } from "./internal/read_loop.ts";
@@ -55,6 +58,29 @@ export interface TCPClientOptions {
    * @default {0}
    */
   timeout?: number;
+  /**
+   * Connect over TLS. `true` trusts the system's root certificates; an
+   * object adds trusted CA certificates in PEM (`caCerts`, or a `caFile`
+   * path) for servers with a private CA or a self-signed certificate.
+   *
+   * @default {false}
+   */
+  tls?: boolean | { caCerts?: string[]; caFile?: string };
+  /**
+   * The server's shared secret: sent as `tcpy.auth` before any call on each
+   * connection. A wrong secret fails pending calls with
+   * {@linkcode AuthenticationError}.
+   */
+  secret?: string;
+  /**
+   * Retry a failed connect with exponential backoff and full jitter: `true`
+   * for the defaults (5 retries, delays up to 100 ms doubling to 5 s), or
+   * the backoff's options. Calls in flight when a connection drops are not
+   * retried (they may have run); the next call reconnects.
+   *
+   * @default {false}
+   */
+  reconnect?: boolean | BackoffOptions;
 }
 
 /** Options of one call. */
@@ -175,6 +201,7 @@ export class TCPClient {
   readonly #port: number;
   readonly #maxMessageBytes: number;
   readonly #timeout: number;
+  readonly #options: TCPClientOptions;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   #conn: Deno.Conn | undefined;
@@ -190,6 +217,7 @@ export class TCPClient {
    * @throws {RangeError} If `port` or `timeout` is out of range.
    */
   constructor(options: TCPClientOptions = {}) {
+    this.#options = options;
     this.#host = options.host ?? "localhost";
     this.#port = options.port ?? 7272;
     if (!Number.isSafeInteger(this.#port) || this.#port < 1 || this.#port > 65535) {
@@ -393,12 +421,45 @@ export class TCPClient {
     if (this.#pending.size === 0) this.#conn?.unref();
   }
 
+  async #dial(): Promise<Deno.Conn> {
+    const { tls } = this.#options;
+    if (!tls) {
+      const conn = await Deno.connect({ hostname: this.#host, port: this.#port });
+      conn.setNoDelay(true);
+      return conn;
+    }
+    const trust = tls === true ? {} : tls;
+    const caCerts = trust.caFile
+      ? [...(trust.caCerts ?? []), await Deno.readTextFile(trust.caFile)]
+      : trust.caCerts;
+    return await Deno.connectTls({ hostname: this.#host, port: this.#port, caCerts });
+  }
+
+  async #connectWithRetries(): Promise<Deno.Conn> {
+    const { reconnect } = this.#options;
+    const backoff = typeof reconnect === "object" ? reconnect : {};
+    const retries = reconnect ? backoff.retries ?? 5 : 0;
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await this.#dial();
+      } catch (error) {
+        const fatal = error instanceof Deno.errors.NotCapable ||
+          error instanceof Deno.errors.PermissionDenied || error instanceof TypeError;
+        if (fatal || attempt >= retries) throw error;
+        await sleep(backoffDelay(attempt, backoff));
+      }
+    }
+  }
+
   async #open(): Promise<void> {
-    const conn = await Deno.connect({ hostname: this.#host, port: this.#port });
-    conn.setNoDelay(true);
+    const conn = await this.#connectWithRetries();
     this.#conn = conn;
     this.#failure = undefined;
     this.#writer = new LineWriter(conn, (error) => this.#shut(error));
+    if (this.#options.secret !== undefined) {
+      // Id 0 is never used by calls; the server checks this line before any other.
+      this.#writer.write(requestText(AUTH_METHOD, { secret: this.#options.secret }, 0));
+    }
     if (this.#pending.size === 0) conn.unref();
     const splitter = new LineSplitter({
       line: (bytes) => this.#onLine(bytes),
@@ -452,6 +513,9 @@ export class TCPClient {
     this.#conn = undefined;
     this.#writer = undefined;
     try {
+      // An unref'd read would not keep the event loop alive until it settles,
+      // and disconnect() awaits it.
+      conn.ref();
       conn.close();
     } catch {
       // Already closed.
@@ -460,13 +524,16 @@ export class TCPClient {
     // just before it closes (e.g. an oversized request): pass that on.
     const cause = this.#failure;
     let error: Error;
-    if (reason instanceof ProtocolError) error = reason;
+    if (cause instanceof AuthenticationError) error = cause;
+    else if (reason instanceof ProtocolError) error = reason;
     else if (cause) {
       error = new ConnectionClosedError(`${reason.message}: ${cause.message}`, { cause });
     } else if (reason instanceof TcpyError) error = reason;
-    else {error = new ConnectionClosedError(`The connection failed: ${reason.message}`, {
+    else {
+      error = new ConnectionClosedError(`The connection failed: ${reason.message}`, {
         cause: reason,
-      });}
+      });
+    }
     for (const id of [...this.#pending.keys()]) this.#settle(id, { error });
   }
 }

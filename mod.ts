@@ -33,6 +33,7 @@ export { TCPServer } from "./server.ts";
 export { Call, TCPClient } from "./client.ts";
 export { TCPHandler } from "./handler.ts";
 export {
+  AuthenticationError,
   CallTimeoutError,
   ConnectionClosedError,
   ErrorCode,
@@ -53,7 +54,8 @@ export { DEFAULT_MAX_MESSAGE_BYTES, LineDecoderStream, LineSplitter } from "./fr
 export { MessageDecoderStream, MessageEncoderStream } from "./streams.ts";
 export { MESSAGE_METHOD } from "./codec.ts";
 
-export type { ListenAddress, TCPServerOptions } from "./server.ts";
+export type { ListenAddress, TCPServerOptions, TlsOptions } from "./server.ts";
+export type { BackoffOptions } from "./internal/backoff.ts";
 export type { CallOptions, TCPClientOptions } from "./client.ts";
 export type { Commands, ErrorReply, HandlerClass, SuccessReply } from "./handler.ts";
 export type { TcpyErrorOptions, WireError } from "./errors.ts";
