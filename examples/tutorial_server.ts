@@ -23,7 +23,10 @@ server.commands = {
 };
 
 if (import.meta.main) {
-  // Start listening for requests! Ctrl-C stops the server gracefully.
+  // Start listening for requests! Ctrl-C (or SIGTERM) stops the server
+  // gracefully: calls in flight finish first.
   await server.listen();
-  Deno.addSignalListener("SIGINT", () => server.close());
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => server.close());
+  }
 }

@@ -288,3 +288,71 @@ Deno.test("TLS: a client trusting the server's certificate calls over TLS; a pla
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("TCP keepalive is on for accepted connections", async () => {
+  await using server = await startServer({ threads: 0 });
+  await using client = new TCPClient({ host: "127.0.0.1", port: server.port });
+  await client.execute("add", { x: 1, y: 1 });
+  const ss = await new Deno.Command("ss", {
+    args: ["-tnoH", "state", "established", `sport = :${server.port}`],
+    stdout: "piped",
+  }).output();
+  const line = new TextDecoder().decode(ss.stdout);
+  assert.match(line, /timer:\(keepalive/, line);
+});
+
+Deno.test("the accept loop survives running out of file descriptors and recovers", async () => {
+  // A server in a subprocess limited to 64 descriptors, then more clients than that.
+  const script = `
+    import { startServer } from ${JSON.stringify(new URL("./_helpers.ts", import.meta.url).href)};
+    const server = await startServer({ threads: 0 });
+    console.log("PORT", server.port);
+    Deno.addSignalListener("SIGTERM", () => server.close());`;
+  const child = new Deno.Command("sh", {
+    args: ["-c", `ulimit -n 64 && exec "$0" eval "$1"`, Deno.execPath(), script],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const clients: Deno.Conn[] = [];
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    let out = "";
+    while (!out.includes("\n")) {
+      const { value, done } = await lines.read();
+      if (done) throw new Error("server did not start");
+      out += value;
+    }
+    const port = Number(/PORT (\d+)/.exec(out)![1]);
+    const first = new TCPClient({ host: "127.0.0.1", port });
+    assert.deepEqual(await first.execute("add", { x: 1, y: 1 }), { success: true, solution: 2 });
+    // The kernel completes these handshakes, but the server cannot accept them all.
+    for (let i = 0; i < 100; i++) {
+      clients.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    }
+    await delay(300);
+    // An established connection keeps working while accept() fails with EMFILE.
+    assert.deepEqual(await first.execute("add", { x: 2, y: 2 }), { success: true, solution: 4 });
+    await first.disconnect();
+    for (const conn of clients.splice(0)) conn.close();
+    // Once descriptors are free again, new clients are served.
+    let recovered: unknown;
+    for (let i = 0; i < 40 && !recovered; i++) {
+      const late = new TCPClient({ host: "127.0.0.1", port, timeout: 1000 });
+      try {
+        recovered = await late.execute("add", { x: 3, y: 3 });
+      } catch {
+        await delay(100);
+      } finally {
+        await late.disconnect();
+      }
+    }
+    assert.deepEqual(recovered, { success: true, solution: 6 });
+  } finally {
+    for (const conn of clients) conn.close();
+    child.kill("SIGTERM");
+    const status = await child.status;
+    await lines.cancel();
+    const stderr = await new Response(child.stderr).text();
+    assert.equal(status.code, 0, stderr);
+  }
+});
