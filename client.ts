@@ -28,6 +28,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES, LineSplitter } from "./framing.ts";
 import { encodeSent } from "./internal/executor.ts";
 import { backoffDelay, type BackoffOptions, sleep } from "./internal/backoff.ts";
 import { Inbox } from "./internal/inbox.ts";
+import type { Commands, ParamsOf, ResultOf } from "./handler.ts";
 import { LineWriter } from "./internal/line_writer.ts";
 import { readLines } from "./internal/read_loop.ts";
 
@@ -82,6 +83,14 @@ export interface TCPClientOptions {
    */
   reconnect?: boolean | BackoffOptions;
 }
+
+/**
+ * The arguments after the command name: params (optional when the handler
+ * requires none), then call options.
+ */
+export type CallArgs<H> = Record<never, never> extends ParamsOf<H>
+  ? [params?: ParamsOf<H>, options?: CallOptions]
+  : [params: ParamsOf<H>, options?: CallOptions];
 
 /** Options of one call. */
 export interface CallOptions {
@@ -189,14 +198,32 @@ export class Call<R = unknown> {
  * no call is in flight the connection does not keep the process alive, so a
  * script that made its calls can simply end.
  *
+ * Give it the server's command map type to have command names, params and
+ * results checked at compile time: `new TCPClient<typeof commands>()`.
+ * Without it, any command name and params are accepted and results are
+ * `unknown`.
+ *
+ * @typeParam C The server's command map (`typeof commands`).
+ *
  * @example The tutorial client
  * ```ts ignore
  * import { TCPClient } from "jsr:@tcpy/tcpy";
  * console.log(await new TCPClient().execute("add", { x: 1, y: 2 }));
  * // { success: true, solution: 3 }
  * ```
+ *
+ * @example Typed commands
+ * ```ts ignore
+ * import { TCPClient } from "jsr:@tcpy/tcpy";
+ * import type { commands } from "./server.ts"; // export const commands = { add: AdditionHandler }
+ *
+ * const client = new TCPClient<typeof commands>();
+ * const { solution } = await client.execute("add", { x: 1, y: 2 }); // solution: number
+ * // client.execute("add", { x: "1", y: 2 }); // type error: x must be a number
+ * // client.execute("sub", { x: 1, y: 2 });   // type error: no such command
+ * ```
  */
-export class TCPClient {
+export class TCPClient<C extends Commands = Commands> {
   readonly #host: string;
   readonly #port: number;
   readonly #maxMessageBytes: number;
@@ -271,10 +298,9 @@ export class TCPClient {
    * Calls `cmd` with `params` and resolves with the handler's result,
    * connecting first if needed.
    *
-   * @typeParam R What the handler returns.
+   * @typeParam K The command name.
    * @param cmd The command name.
-   * @param params Named params for the handler.
-   * @param options A signal and a timeout for this call.
+   * @param args The handler's named params, then a signal and a timeout for this call.
    * @returns The result; a handler's `error(...)` dictionary also resolves.
    * @throws {UnknownCommandError} If the server has no such command.
    * @throws {InvalidParamsError} If the handler refused the params.
@@ -286,21 +312,22 @@ export class TCPClient {
    * const result = await client.execute("add", { x: 1, y: 2 });
    * ```
    */
-  execute<R = unknown>(cmd: string, params?: Params, options?: CallOptions): Promise<R> {
-    return this.call<R>(cmd, params, options).result;
+  execute<K extends keyof C & string>(cmd: K, ...args: CallArgs<C[K]>): Promise<ResultOf<C[K]>> {
+    return this.call(cmd, ...args).result;
   }
 
   /**
    * Starts a call and returns it at once, for a conversation with the handler
    * (`call.send`, `call.recv`) before its `result`.
    *
-   * @typeParam R What the handler returns.
+   * @typeParam K The command name.
    * @param cmd The command name.
-   * @param params Named params for the handler.
-   * @param options A signal and a timeout for this call.
+   * @param args The handler's named params, then a signal and a timeout for this call.
    * @returns The call in progress.
    */
-  call<R = unknown>(cmd: string, params?: Params, options: CallOptions = {}): Call<R> {
+  call<K extends keyof C & string>(cmd: K, ...args: CallArgs<C[K]>): Call<ResultOf<C[K]>> {
+    type R = ResultOf<C[K]>;
+    const [params, options = {}] = args as [Params | undefined, CallOptions | undefined];
     const id = this.#nextId++;
     const result = Promise.withResolvers<unknown>();
     // A conversation may end without anyone awaiting `result`; its failure

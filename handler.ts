@@ -30,6 +30,18 @@ export type HandlerClass<P extends Params = any, R = unknown> = {
 export type Commands = Record<string, HandlerClass>;
 
 /**
+ * The params a handler class takes: `ParamsOf<typeof AdditionHandler>` is
+ * `{ x: number; y: number }`.
+ */
+export type ParamsOf<H> = H extends new (params: infer P) => unknown ? P : never;
+
+/**
+ * What a handler class's `execute()` resolves with, as a client receives it.
+ */
+export type ResultOf<H> = H extends new (params: never) => { execute(): infer R } ? Awaited<R>
+  : unknown;
+
+/**
  * Base class of every handler. The server creates one instance per call with
  * the client's params and awaits `execute()`; what it returns is the
  * call's result.

@@ -56,8 +56,15 @@ export { MESSAGE_METHOD } from "./codec.ts";
 
 export type { ListenAddress, TCPServerOptions, TlsOptions } from "./server.ts";
 export type { BackoffOptions } from "./internal/backoff.ts";
-export type { CallOptions, TCPClientOptions } from "./client.ts";
-export type { Commands, ErrorReply, HandlerClass, SuccessReply } from "./handler.ts";
+export type { CallArgs, CallOptions, TCPClientOptions } from "./client.ts";
+export type {
+  Commands,
+  ErrorReply,
+  HandlerClass,
+  ParamsOf,
+  ResultOf,
+  SuccessReply,
+} from "./handler.ts";
 export type { TcpyErrorOptions, WireError } from "./errors.ts";
 export type { FramingOptions, LineSink } from "./framing.ts";
 export type { JsonRpcId, Params } from "./codec.ts";
