@@ -32,7 +32,16 @@ import type { Commands, ParamsOf, ResultOf } from "./handler.ts";
 import { LineWriter } from "./internal/line_writer.ts";
 import { readLines } from "./internal/read_loop.ts";
 
-/** Options of {@linkcode TCPClient}. */
+/**
+ * Options of {@linkcode TCPClient}.
+ *
+ * @example
+ * ```ts
+ * import type { TCPClientOptions } from "./client.ts";
+ * const options: TCPClientOptions = { host: "localhost", port: 7272, timeout: 5_000, reconnect: true };
+ * console.assert(options.port === 7272);
+ * ```
+ */
 export interface TCPClientOptions {
   /**
    * Host the server listens on.
@@ -71,6 +80,8 @@ export interface TCPClientOptions {
    * The server's shared secret: sent as `tcpy.auth` before any call on each
    * connection. A wrong secret fails pending calls with
    * {@linkcode AuthenticationError}.
+   *
+   * @default {undefined}
    */
   secret?: string;
   /**
@@ -87,16 +98,44 @@ export interface TCPClientOptions {
 /**
  * The arguments after the command name: params (optional when the handler
  * requires none), then call options.
+ *
+ * @example
+ * ```ts
+ * import type { CallArgs } from "./client.ts";
+ * import { TCPHandler } from "./handler.ts";
+ * class Add extends TCPHandler<{ x: number; y: number }> {
+ *   execute() { return this.params.x + this.params.y; }
+ * }
+ * const args: CallArgs<typeof Add> = [{ x: 1, y: 2 }, { timeout: 100 }];
+ * console.assert(args.length === 2);
+ * ```
  */
 export type CallArgs<H> = Record<never, never> extends ParamsOf<H>
   ? [params?: ParamsOf<H>, options?: CallOptions]
   : [params: ParamsOf<H>, options?: CallOptions];
 
-/** Options of one call. */
+/**
+ * Options of one call.
+ *
+ * @example
+ * ```ts
+ * import type { CallOptions } from "./client.ts";
+ * const options: CallOptions = { timeout: 1_000, signal: AbortSignal.timeout(500) };
+ * console.assert(options.timeout === 1_000);
+ * ```
+ */
 export interface CallOptions {
-  /** Gives up on the call when aborted (the call rejects with the signal's reason). */
+  /**
+   * Gives up on the call when aborted (the call rejects with the signal's reason).
+   *
+   * @default {undefined}
+   */
   signal?: AbortSignal;
-  /** Time limit in milliseconds, overriding the client's `timeout`; 0 waits forever. */
+  /**
+   * Time limit in milliseconds, overriding the client's `timeout`; 0 waits forever.
+   *
+   * @default {the client's timeout}
+   */
   timeout?: number;
 }
 
@@ -289,7 +328,11 @@ export class TCPClient<C extends Commands = Commands> {
     await this.#reading;
   }
 
-  /** Same as `disconnect()`, for `await using`. */
+  /**
+   * Same as `disconnect()`, for `await using`.
+   *
+   * @returns Resolves once the connection is closed.
+   */
   [Symbol.asyncDispose](): Promise<void> {
     return this.disconnect();
   }
@@ -302,6 +345,7 @@ export class TCPClient<C extends Commands = Commands> {
    * @param cmd The command name.
    * @param args The handler's named params, then a signal and a timeout for this call.
    * @returns The result; a handler's `error(...)` dictionary also resolves.
+   * @throws {TypeError} If the params are not JSON-serializable.
    * @throws {UnknownCommandError} If the server has no such command.
    * @throws {InvalidParamsError} If the handler refused the params.
    * @throws {HandlerFailedError} If the handler threw.
@@ -313,7 +357,11 @@ export class TCPClient<C extends Commands = Commands> {
    * ```
    */
   execute<K extends keyof C & string>(cmd: K, ...args: CallArgs<C[K]>): Promise<ResultOf<C[K]>> {
-    return this.call(cmd, ...args).result;
+    try {
+      return this.call(cmd, ...args).result;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
@@ -324,11 +372,20 @@ export class TCPClient<C extends Commands = Commands> {
    * @param cmd The command name.
    * @param args The handler's named params, then a signal and a timeout for this call.
    * @returns The call in progress.
+   * @throws {TypeError} If the params are not JSON-serializable.
    */
   call<K extends keyof C & string>(cmd: K, ...args: CallArgs<C[K]>): Call<ResultOf<C[K]>> {
     type R = ResultOf<C[K]>;
     const [params, options = {}] = args as [Params | undefined, CallOptions | undefined];
     const id = this.#nextId++;
+    let line: string;
+    try {
+      line = requestText(cmd, params, id);
+    } catch (error) {
+      throw new TypeError(
+        `Cannot call ${cmd}: params are not JSON-serializable: ${(error as Error).message}`,
+      );
+    }
     const result = Promise.withResolvers<unknown>();
     // A conversation may end without anyone awaiting `result`; its failure
     // then must not become an unhandled rejection. Awaiting it still throws.
@@ -352,7 +409,7 @@ export class TCPClient<C extends Commands = Commands> {
     this.#watch(id, pending, options);
     this.#conn?.ref();
     this.connect().then(
-      () => this.#writer?.write(requestText(cmd, params, id)),
+      () => this.#writer?.write(line),
       (error) => this.#settle(id, { error }),
     );
     return call;

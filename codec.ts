@@ -8,16 +8,44 @@
 
 import { InvalidRequestError, ParseError, type WireError } from "./errors.ts";
 
-/** A JSON-RPC request id. */
+/**
+ * A JSON-RPC request id: chosen by the client, echoed in the reply.
+ *
+ * @example
+ * ```ts
+ * import type { JsonRpcId } from "./codec.ts";
+ * const ids: JsonRpcId[] = [1, "req-7", null];
+ * ```
+ */
 export type JsonRpcId = string | number | null;
 
-/** Named params, as tcpy handlers take them. */
+/**
+ * Named params, as tcpy handlers take them.
+ *
+ * @example
+ * ```ts
+ * import type { Params } from "./codec.ts";
+ * const params: Params = { x: 1, y: 2 };
+ * ```
+ */
 export type Params = Record<string, unknown>;
 
 /**
  * The notification method that carries conversation data, in both
  * directions, tied to a call by `params.id`:
  * `{"jsonrpc":"2.0","method":"tcpy.message","params":{"id":1,"data":...}}`.
+ *
+ * @example Answering a handler from a plain JSON-RPC client
+ * ```ts
+ * import { MESSAGE_METHOD } from "./codec.ts";
+ * // The reply to call 7's question, as one line on the socket.
+ * const line = JSON.stringify({
+ *   jsonrpc: "2.0",
+ *   method: MESSAGE_METHOD,
+ *   params: { id: 7, data: { name: "Ada" } },
+ * }) + "\n";
+ * console.assert(line.includes('"method":"tcpy.message"'));
+ * ```
  */
 export const MESSAGE_METHOD = "tcpy.message";
 

@@ -49,7 +49,16 @@ export const ErrorCode = {
   HANDLER_ERROR: 1,
 } as const;
 
-/** The JSON-RPC 2.0 error object, as it travels on the wire. */
+/**
+ * The JSON-RPC 2.0 error object, as it travels on the wire.
+ *
+ * @example
+ * ```ts
+ * import { fromWireError, UnknownCommandError, type WireError } from "./errors.ts";
+ * const wire: WireError = { code: -32601, message: "Unknown command: sub" };
+ * console.assert(fromWireError(wire) instanceof UnknownCommandError);
+ * ```
+ */
 export interface WireError {
   /** A number from {@linkcode ErrorCode} or an application code. */
   code: number;
@@ -59,9 +68,22 @@ export interface WireError {
   data?: unknown;
 }
 
-/** Options common to all tcpy errors. */
+/**
+ * Options common to all tcpy errors.
+ *
+ * @example Refusing params with details for the caller
+ * ```ts
+ * import { InvalidParamsError } from "./errors.ts";
+ * const error = new InvalidParamsError("x must be a number", { data: { field: "x" } });
+ * console.assert(JSON.stringify(error.toWire().data) === '{"field":"x"}');
+ * ```
+ */
 export interface TcpyErrorOptions extends ErrorOptions {
-  /** Extra data carried in the wire form's `data` field. */
+  /**
+   * Extra data carried in the wire form's `data` field.
+   *
+   * @default {undefined}
+   */
   data?: unknown;
 }
 

@@ -9,28 +9,65 @@
 
 import { MessageTooLargeError } from "./errors.ts";
 
-/** 1 MiB: the default largest message, not counting its `\n`. */
+/**
+ * 1 MiB: the default largest message, not counting its `\n`.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_MAX_MESSAGE_BYTES } from "./framing.ts";
+ * console.assert(DEFAULT_MAX_MESSAGE_BYTES === 1_048_576);
+ * ```
+ */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
 
 const LF = 0x0a;
 const CR = 0x0d;
 
-/** Where a {@linkcode LineSplitter} delivers what it finds. */
+/**
+ * Where a {@linkcode LineSplitter} delivers what it finds.
+ *
+ * @example Collecting lines as text, counting oversized ones
+ * ```ts
+ * import { type LineSink, LineSplitter } from "./framing.ts";
+ * const lines: string[] = [];
+ * let tooLong = 0;
+ * const sink: LineSink = {
+ *   line: (bytes) => lines.push(new TextDecoder().decode(bytes)),
+ *   oversize: () => tooLong++,
+ * };
+ * const splitter = new LineSplitter(sink, { maxMessageBytes: 4 });
+ * splitter.push(new TextEncoder().encode("ok\r\ntoo long\nfine\n"));
+ * console.assert(lines.join() === "ok,fine" && tooLong === 1);
+ * ```
+ */
 export interface LineSink {
   /**
    * Called once per non-empty line, without its `\n` (and without a `\r`
    * before it). The bytes may be a view into the chunk given to `push`, so
    * they are only valid until the call returns: decode or copy them there.
+   *
+   * @param bytes The line.
    */
   line(bytes: Uint8Array): void;
   /**
    * Called once per line longer than the limit. The splitter never buffers
    * more than the limit: the rest of that line is skipped up to its `\n`.
+   *
+   * @param limit The limit the line exceeded, in bytes.
    */
   oversize(limit: number): void;
 }
 
-/** Options of {@linkcode LineSplitter} and the streams built on it. */
+/**
+ * Options of {@linkcode LineSplitter} and the streams built on it.
+ *
+ * @example A smaller limit for a stream of short messages
+ * ```ts
+ * import { type FramingOptions, LineDecoderStream } from "./framing.ts";
+ * const options: FramingOptions = { maxMessageBytes: 64 * 1024 };
+ * const lines = new LineDecoderStream(options);
+ * ```
+ */
 export interface FramingOptions {
   /**
    * Largest line accepted, in bytes, not counting `\n`.
@@ -103,6 +140,12 @@ export class LineSplitter {
     return this.#limit;
   }
 
+  /**
+   * Changes the limit for the lines still to come.
+   *
+   * @param value The new limit, in bytes.
+   * @throws {RangeError} If it is not a positive integer.
+   */
   set maxMessageBytes(value: number) {
     this.#limit = checkLimit(value);
   }

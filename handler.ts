@@ -7,10 +7,30 @@
 import { CHANNEL, type Channel } from "./internal/channel.ts";
 import type { Params } from "./codec.ts";
 
-/** The dictionary `success(fields)` returns: `{ success: true, ...fields }`. */
+/**
+ * The dictionary `success(fields)` returns: `{ success: true, ...fields }`.
+ *
+ * @typeParam F The fields next to `success: true`.
+ *
+ * @example
+ * ```ts
+ * import type { SuccessReply } from "./handler.ts";
+ * const reply: SuccessReply<{ solution: number }> = { success: true, solution: 3 };
+ * ```
+ */
 export type SuccessReply<F extends object = Record<never, never>> = { success: true } & F;
 
-/** The dictionary `error(message, fields)` returns: `{ error: true, message, ...fields }`. */
+/**
+ * The dictionary `error(message, fields)` returns: `{ error: true, message, ...fields }`.
+ *
+ * @typeParam F The fields next to `error: true` and `message`.
+ *
+ * @example
+ * ```ts
+ * import type { ErrorReply } from "./handler.ts";
+ * const reply: ErrorReply<{ a: number }> = { error: true, message: "division by zero", a: 1 };
+ * ```
+ */
 export type ErrorReply<F extends object = Record<never, never>> =
   & { error: true; message: string }
   & F;
@@ -18,6 +38,21 @@ export type ErrorReply<F extends object = Record<never, never>> =
 /**
  * Any class that extends {@linkcode TCPHandler}: what a server's `commands`
  * map holds.
+ *
+ * @typeParam P The params the handler takes.
+ * @typeParam R What its `execute()` returns.
+ *
+ * @example
+ * ```ts
+ * import { type HandlerClass, TCPHandler } from "./handler.ts";
+ * class Ping extends TCPHandler {
+ *   execute() {
+ *     return this.success({ pong: true });
+ *   }
+ * }
+ * const cls: HandlerClass = Ping;
+ * console.assert(new cls({}) instanceof TCPHandler);
+ * ```
  */
 // deno-lint-ignore no-explicit-any
 export type HandlerClass<P extends Params = any, R = unknown> = {
@@ -26,17 +61,57 @@ export type HandlerClass<P extends Params = any, R = unknown> = {
   readonly inline?: boolean;
 };
 
-/** A server's command map: command name to handler class. */
+/**
+ * A server's command map: command name to handler class.
+ *
+ * @example
+ * ```ts
+ * import { type Commands, TCPHandler } from "./handler.ts";
+ * class Ping extends TCPHandler {
+ *   execute() {
+ *     return this.success({ pong: true });
+ *   }
+ * }
+ * // `satisfies` keeps the exact type, for `TCPClient<typeof commands>`.
+ * export const commands = { ping: Ping } satisfies Commands;
+ * ```
+ */
 export type Commands = Record<string, HandlerClass>;
 
 /**
  * The params a handler class takes: `ParamsOf<typeof AdditionHandler>` is
  * `{ x: number; y: number }`.
+ *
+ * @typeParam H The handler class.
+ *
+ * @example
+ * ```ts
+ * import { type ParamsOf, TCPHandler } from "./handler.ts";
+ * class AdditionHandler extends TCPHandler<{ x: number; y: number }> {
+ *   execute() {
+ *     return this.success({ solution: this.params.x + this.params.y });
+ *   }
+ * }
+ * const params: ParamsOf<typeof AdditionHandler> = { x: 1, y: 2 };
+ * ```
  */
 export type ParamsOf<H> = H extends new (params: infer P) => unknown ? P : never;
 
 /**
  * What a handler class's `execute()` resolves with, as a client receives it.
+ *
+ * @typeParam H The handler class.
+ *
+ * @example
+ * ```ts
+ * import { type ResultOf, TCPHandler } from "./handler.ts";
+ * class AdditionHandler extends TCPHandler<{ x: number; y: number }> {
+ *   execute() {
+ *     return this.success({ solution: this.params.x + this.params.y });
+ *   }
+ * }
+ * const result: ResultOf<typeof AdditionHandler> = { success: true, solution: 3 };
+ * ```
  */
 export type ResultOf<H> = H extends new (params: never) => { execute(): infer R } ? Awaited<R>
   : unknown;
@@ -83,6 +158,11 @@ export abstract class TCPHandler<P extends Params = Params, R = unknown> {
 
   /** The params the client sent with the call (`{}` if it sent none). */
   readonly params: P;
+  /**
+   * How the call reaches its client: attached by the server before `execute()`.
+   *
+   * @internal
+   */
   declare private [CHANNEL]?: Channel;
 
   /**

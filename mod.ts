@@ -7,6 +7,10 @@
  * is JSON-RPC 2.0, one message per line, so any JSON-RPC client can call a
  * tcpy server, and a person can type into `nc`.
  *
+ * For tests, the `./testing` entry point runs a handler in-process with a
+ * scripted conversation (`testHandler`, `callHandler`) and starts throwaway
+ * servers on a free port (`startTestServer`).
+ *
  * @example Server and client in one script
  * ```ts
  * import { TCPClient, TCPHandler, TCPServer } from "./mod.ts";

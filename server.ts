@@ -14,7 +14,17 @@ import { InlineExecutor } from "./internal/executor.ts";
 import { WorkerPool } from "./internal/pool.ts";
 import { isHandlerClass, loadingRegistry } from "./internal/resolve.ts";
 
-/** Where a server listens, as given to `onListen` and returned by `listen()`. */
+/**
+ * Where a server listens, as given to `onListen` and returned by `listen()`.
+ *
+ * @example
+ * ```ts
+ * import { TCPServer } from "./mod.ts";
+ * await using server = new TCPServer({ port: 0, threads: 0, onListen() {} });
+ * const { hostname, port } = await server.listen();
+ * console.assert(hostname === "127.0.0.1" && port > 0);
+ * ```
+ */
 export interface ListenAddress {
   /** The host name or address the server is bound to. */
   hostname: string;
@@ -22,12 +32,32 @@ export interface ListenAddress {
   port: number;
 }
 
-/** A TLS certificate and key in PEM, inline or from files. */
+/**
+ * A TLS certificate and key in PEM, inline or from files.
+ *
+ * @example
+ * ```ts
+ * import type { TlsOptions } from "./server.ts";
+ * const tls: TlsOptions = { certFile: "./cert.pem", keyFile: "./key.pem" };
+ * console.assert("certFile" in tls);
+ * ```
+ */
 export type TlsOptions =
   | { cert: string; key: string }
   | { certFile: string; keyFile: string };
 
-/** Options of {@linkcode TCPServer}. */
+/**
+ * Options of {@linkcode TCPServer}. Every field is optional; the defaults
+ * are the original tcpy's (localhost, 7272, 4 threads) plus the limits in
+ * the README's "Limits and faults".
+ *
+ * @example
+ * ```ts
+ * import type { TCPServerOptions } from "./server.ts";
+ * const options: TCPServerOptions = { port: 0, threads: 2, handlerTimeout: 5_000 };
+ * console.assert(options.threads === 2);
+ * ```
+ */
 export interface TCPServerOptions {
   /**
    * Host name or address to bind. Loopback by default, so a server is not
@@ -142,12 +172,16 @@ export interface TCPServerOptions {
   /**
    * Serve over TLS: a certificate chain and private key in PEM, given
    * inline (`cert`, `key`) or as file paths (`certFile`, `keyFile`).
+   *
+   * @default {undefined}
    */
   tls?: TlsOptions;
   /**
    * Require a shared secret: the first message of every connection must be
    * `tcpy.auth` with this secret (see PROTOCOL.md), within
    * `authTimeout` and in at most 4 KiB, or the connection is closed.
+   *
+   * @default {undefined}
    */
   secret?: string;
   /**
@@ -167,6 +201,8 @@ export interface TCPServerOptions {
   /**
    * Called once the server listens. The default logs
    * `tcpy listening on HOST:PORT` to stdout, as the original did.
+   *
+   * @default {logs to stdout}
    */
   onListen?: (address: ListenAddress) => void;
 }
@@ -398,7 +434,11 @@ export class TCPServer {
     return this.#closing;
   }
 
-  /** Same as `close()`, for `await using`. */
+  /**
+   * Same as `close()`, for `await using`.
+   *
+   * @returns Resolves when nothing of the server is left running.
+   */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

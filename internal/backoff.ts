@@ -6,7 +6,16 @@
  * @module
  */
 
-/** How a reconnecting client waits between attempts. */
+/**
+ * How a reconnecting client waits between attempts.
+ *
+ * @example
+ * ```ts
+ * import type { BackoffOptions } from "./backoff.ts";
+ * const backoff: BackoffOptions = { retries: 10, baseDelay: 50, maxDelay: 2_000 };
+ * console.assert(backoff.retries === 10);
+ * ```
+ */
 export interface BackoffOptions {
   /**
    * Attempts after the first failure before giving up.

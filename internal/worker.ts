@@ -6,8 +6,6 @@
  * @module
  */
 
-/// <reference lib="deno.worker" />
-
 import { ConnectionClosedError } from "../errors.ts";
 import type { HandlerClass } from "../handler.ts";
 import { encodeSent } from "./executor.ts";
@@ -15,6 +13,14 @@ import { Inbox } from "./inbox.ts";
 import { importHandlers, resolveCommands } from "./resolve.ts";
 import { type Outcome, runHandler } from "./run_handler.ts";
 import type { FromWorker, InitMessage, ToWorker } from "./worker_messages.ts";
+
+// The worker's global scope, typed by hand: JSR refuses
+// `/// <reference lib="deno.worker" />`, which would change globals for users.
+const scope = globalThis as unknown as {
+  postMessage(message: unknown): void;
+  close(): void;
+  onmessage: ((event: MessageEvent<InitMessage | ToWorker[]>) => void) | null;
+};
 
 let commands: Map<string, HandlerClass> | undefined;
 const early: ToWorker[][] = [];
@@ -26,7 +32,7 @@ function flush(): void {
   scheduled = false;
   const batch = outbox;
   outbox = [];
-  self.postMessage(batch);
+  scope.postMessage(batch);
 }
 
 function post(message: FromWorker): void {
@@ -39,8 +45,8 @@ function post(message: FromWorker): void {
 
 // A handler that ends its own worker takes its calls with it: say so first,
 // so the pool fails them at once instead of waiting for a timeout.
-const closeWorker = self.close.bind(self);
-self.close = () => {
+const closeWorker = scope.close.bind(scope);
+scope.close = () => {
   outbox.push({ t: "exit" });
   flush();
   closeWorker();
@@ -113,7 +119,7 @@ function handle(batch: ToWorker[]): void {
   }
 }
 
-self.onmessage = (event: MessageEvent<InitMessage | ToWorker[]>) => {
+scope.onmessage = (event: MessageEvent<InitMessage | ToWorker[]>) => {
   const data = event.data;
   if (!Array.isArray(data)) init(data);
   else if (commands) handle(data);

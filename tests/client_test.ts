@@ -168,3 +168,11 @@ console.log(JSON.stringify(await new TCPClient({ port: ${server.port} }).execute
   assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
   assert.equal(new TextDecoder().decode(output.stdout).trim(), '{"success":true,"solution":3}');
 });
+
+Deno.test("TCPClient rejects params JSON cannot carry, without touching the connection", async () => {
+  await using server = await startServer({ threads: 0 });
+  await using client = new TCPClient({ port: server.port });
+  await assert.rejects(client.execute("echo", { n: 1n }), TypeError);
+  assert.throws(() => client.call("echo", { n: 1n }), /params are not JSON-serializable/);
+  assert.deepEqual(await client.execute("echo", { n: 1 }), { n: 1 });
+});

@@ -235,7 +235,7 @@ Deno.test("TCPClient reconnect: retries a refused connect with backoff until the
   });
   const call = client.execute("add", { x: 1, y: 2 });
   await delay(150);
-  await using server = await startServer({ threads: 0, port });
+  await using _server = await startServer({ threads: 0, port });
   assert.deepEqual(await call, { success: true, solution: 3 });
 });
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { TCPClient } from "../mod.ts";
 import type { CallArgs, ParamsOf, ResultOf } from "../mod.ts";
 import type { commands } from "./fixtures/handlers.ts";
-import { Add, Greet } from "./fixtures/handlers.ts";
+import type { Add, Greet } from "./fixtures/handlers.ts";
 import { startServer } from "./_helpers.ts";
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true
