@@ -52,10 +52,11 @@ export const ExitCode = {
 /** Keys of `T` whose (non-undefined) values are of type `V`. */
 type KeysOfType<T, V> = { [K in keyof T]-?: NonNullable<T[K]> extends V ? K : never }[keyof T];
 
-/** A flag that takes a value, set on an options object `O`. */
+/** A flag that takes a value (or, `boolean`, none), set on an options object `O`. */
 type ValueFlag<O> =
   | { name: string; kind: "integer"; option: KeysOfType<O, number>; value: string; help: string }
-  | { name: string; kind: "string"; option: KeysOfType<O, string>; value: string; help: string };
+  | { name: string; kind: "string"; option: KeysOfType<O, string>; value: string; help: string }
+  | { name: string; kind: "boolean"; option: KeysOfType<O, boolean>; value: ""; help: string };
 
 /**
  * `tcpy serve` flags → {@linkcode TCPServerOptions}. A new server option that
@@ -104,6 +105,13 @@ const SERVE_FLAGS: readonly ValueFlag<TCPServerOptions>[] = [
     option: "gracePeriod",
     value: "MS",
     help: "how long a stop waits for calls in flight (default 10000)",
+  },
+  {
+    name: "reuse-port",
+    kind: "boolean",
+    option: "reusePort",
+    value: "",
+    help: "let several processes listen on PORT (Linux; needs deno run --unstable-net)",
   },
 ];
 
@@ -155,7 +163,7 @@ const CALL_USAGE = `${CALL_SYNOPSIS}\nRun "tcpy call --help" for the options.`;
 
 function flagLines(flags: readonly { name: string; value: string; help: string }[]): string {
   const rows = [
-    ...flags.map((f) => [`--${f.name} ${f.value}`, f.help]),
+    ...flags.map((f) => [`--${f.name} ${f.value}`.trimEnd(), f.help]),
     ["-h, --help", "show this help"],
   ];
   const width = Math.max(...rows.map(([left]) => left.length)) + 2;
@@ -260,7 +268,9 @@ function parse<O>(
     help: { type: "boolean", short: "h" },
     ...extra,
   };
-  for (const flag of flags) options[flag.name] = { type: "string" };
+  for (const flag of flags) {
+    options[flag.name] = { type: flag.kind === "boolean" ? "boolean" : "string" };
+  }
   try {
     const { values, positionals } = parseArgs({
       args,
@@ -281,9 +291,13 @@ function optionsFrom<O>(
   prefix: string,
   usage: string,
 ): O {
-  const options: Record<string, string | number> = {};
+  const options: Record<string, string | number | boolean> = {};
   for (const flag of flags) {
     const raw = values[flag.name];
+    if (flag.kind === "boolean") {
+      if (raw === true) options[flag.option as string] = true;
+      continue;
+    }
     if (typeof raw !== "string") continue;
     if (flag.kind === "string") {
       options[flag.option as string] = raw;

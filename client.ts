@@ -7,6 +7,7 @@
 
 import {
   AUTH_METHOD,
+  BYE_METHOD,
   decodeLine,
   MESSAGE_METHOD,
   messageText,
@@ -21,6 +22,7 @@ import {
   ConnectionClosedError,
   fromWireError,
   ProtocolError,
+  ShuttingDownError,
   TcpyError,
   type WireError,
 } from "./errors.ts";
@@ -275,6 +277,7 @@ export class TCPClient<C extends Commands = Commands> {
   #connecting: Promise<void> | undefined;
   #reading: Promise<void> | undefined;
   #failure: Error | undefined;
+  #bye = false;
 
   /**
    * Creates a client; nothing connects until `connect()` or the first call.
@@ -539,6 +542,7 @@ export class TCPClient<C extends Commands = Commands> {
     const conn = await this.#connectWithRetries();
     this.#conn = conn;
     this.#failure = undefined;
+    this.#bye = false;
     this.#writer = new LineWriter(conn, (error) => this.#shut(error));
     if (this.#options.secret !== undefined) {
       // Id 0 is never used by calls; the server checks this line before any other.
@@ -576,6 +580,7 @@ export class TCPClient<C extends Commands = Commands> {
           break;
         case "notification":
           if (reply.method === MESSAGE_METHOD) this.#deliver(reply.params);
+          else if (reply.method === BYE_METHOD) this.#bye = true;
           break;
         case "invalid":
           this.#shut(new ProtocolError(`Invalid reply: ${reply.reason}`));
@@ -609,7 +614,12 @@ export class TCPClient<C extends Commands = Commands> {
     const cause = this.#failure;
     let error: Error;
     if (cause instanceof AuthenticationError) error = cause;
-    else if (reason instanceof ProtocolError) error = reason;
+    else if (this.#bye) {
+      // The server said it answered everything it read: these never ran.
+      error = new ShuttingDownError(
+        "The server closed the connection gracefully before reading this call; it never ran",
+      );
+    } else if (reason instanceof ProtocolError) error = reason;
     else if (cause) {
       error = new ConnectionClosedError(`${reason.message}: ${cause.message}`, { cause });
     } else if (reason instanceof TcpyError) error = reason;

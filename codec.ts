@@ -58,6 +58,14 @@ export const MESSAGE_METHOD = "tcpy.message";
 export const PING_METHOD = "tcpy.ping";
 
 /**
+ * The notification a server sends just before it closes a connection
+ * gracefully: every request it read on that connection has been answered,
+ * so a call still unanswered was never read and never ran, and is safe to
+ * send again elsewhere.
+ */
+export const BYE_METHOD = "tcpy.bye";
+
+/**
  * The authentication call a server with a shared secret expects first:
  * `{"jsonrpc":"2.0","id":0,"method":"tcpy.auth","params":{"secret":"..."}}`.
  */

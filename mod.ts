@@ -35,6 +35,7 @@
 
 export { TCPServer } from "./server.ts";
 export { Call, TCPClient } from "./client.ts";
+export { TCPClusterClient } from "./cluster.ts";
 export { TCPHandler } from "./handler.ts";
 export {
   AuthenticationError,
@@ -61,6 +62,16 @@ export { MESSAGE_METHOD } from "./codec.ts";
 export type { ListenAddress, TCPServerOptions, TlsOptions } from "./server.ts";
 export type { BackoffOptions } from "./internal/backoff.ts";
 export type { CallArgs, CallOptions, TCPClientOptions } from "./client.ts";
+export type {
+  ClusterCallArgs,
+  ClusterCallOptions,
+  ClusterStats,
+  Endpoint,
+  EndpointStatus,
+  RetryEvent,
+  RetryReason,
+  TCPClusterClientOptions,
+} from "./cluster.ts";
 export type {
   Commands,
   ErrorReply,

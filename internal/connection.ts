@@ -8,6 +8,7 @@
 
 import {
   AUTH_METHOD,
+  BYE_METHOD,
   decodeLine,
   errorText,
   type Incoming,
@@ -108,6 +109,8 @@ interface Running {
 
 type State = "open" | "draining" | "closed";
 
+const BYE_TEXT = `{"jsonrpc":"2.0","method":"${BYE_METHOD}"}`;
+
 function outcomeText(id: JsonRpcId, outcome: Outcome): string {
   return "json" in outcome ? resultText(id, outcome.json) : errorText(id, outcome.error);
 }
@@ -126,6 +129,7 @@ export class ServerConnection {
   readonly #active = new Set<Running>();
   #splitter: LineSplitter | undefined;
   #state: State = "open";
+  #saidBye = false;
   #authenticated: boolean;
   readonly #openedAt = Date.now();
   #lastActive = this.#openedAt;
@@ -221,6 +225,12 @@ export class ServerConnection {
       await this.#idle.promise;
     }
     await this.#writer.drained();
+    if ((this.#state as State) === "closed" || this.#saidBye) return;
+    // Every request read so far has been answered: say so, so the client
+    // knows that whatever it still waits for was never read, never ran.
+    this.#saidBye = true;
+    this.#writer.write(BYE_TEXT);
+    await this.#writer.drained();
     this.#close();
   }
 
@@ -256,7 +266,7 @@ export class ServerConnection {
   }
 
   #onLine(bytes: Uint8Array): void {
-    if (this.#state === "closed") return;
+    if (this.#state === "closed" || this.#saidBye) return;
     if (this.#ctx.idleTimeout > 0) this.#lastActive = Date.now();
     if (!this.#authenticated) {
       this.#authenticate(bytes);

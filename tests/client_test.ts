@@ -4,6 +4,7 @@ import {
   CallTimeoutError,
   ConnectionClosedError,
   ProtocolError,
+  ShuttingDownError,
   TCPClient,
   UnknownCommandError,
 } from "../mod.ts";
@@ -175,4 +176,13 @@ Deno.test("TCPClient rejects params JSON cannot carry, without touching the conn
   await assert.rejects(client.execute("echo", { n: 1n }), TypeError);
   assert.throws(() => client.call("echo", { n: 1n }), /params are not JSON-serializable/);
   assert.deepEqual(await client.execute("echo", { n: 1 }), { n: 1 });
+});
+
+Deno.test("TCPClient fails calls the server never read with ShuttingDownError after tcpy.bye", async () => {
+  await using fake = fakeServer(async (conn) => {
+    await readSome(conn); // read the request, then leave gracefully without answering it
+    await conn.write(new TextEncoder().encode('{"jsonrpc":"2.0","method":"tcpy.bye"}\n'));
+  });
+  await using client = new TCPClient({ port: fake.port });
+  await assert.rejects(client.execute("add"), ShuttingDownError);
 });

@@ -270,6 +270,7 @@ for (const { name, threads } of MODES) {
       await raw.conn.closeWrite();
       const ids = [await raw.read(), await raw.read()].map((r) => (r as { id: number }).id);
       assert.deepEqual(ids.sort(), [1, 2]);
+      assert.deepEqual(await raw.read(), { jsonrpc: "2.0", method: "tcpy.bye" });
       assert.equal(await raw.read(), undefined);
     } finally {
       raw.close();
@@ -431,5 +432,21 @@ Deno.test("TCPServer answers tcpy.ping itself, and refuses it while shutting dow
   } finally {
     raw.close();
     await server.close();
+  }
+});
+
+Deno.test("a draining server says tcpy.bye, so the client knows unanswered calls never ran", async () => {
+  const server = await startServer({ threads: 0 });
+  const raw = await RawClient.connect(server.port);
+  try {
+    await raw.write('{"jsonrpc":"2.0","id":1,"method":"sleep","params":{"ms":100}}\n');
+    await delay(20);
+    const closing = server.close();
+    assert.equal((await raw.read() as { id: number }).id, 1);
+    assert.deepEqual(await raw.read(), { jsonrpc: "2.0", method: "tcpy.bye" });
+    assert.equal(await raw.read(), undefined);
+    await closing;
+  } finally {
+    raw.close();
   }
 });

@@ -1,0 +1,775 @@
+/**
+ * A client for several tcpy servers at once: it spreads calls over their
+ * connections, notices dead servers, fails over, and retries the calls that
+ * provably never reached a handler.
+ *
+ * @module
+ */
+
+import { type CallOptions, TCPClient, type TCPClientOptions } from "./client.ts";
+import type { Params } from "./codec.ts";
+import type { Commands, ParamsOf, ResultOf } from "./handler.ts";
+import {
+  CallTimeoutError,
+  ConnectionClosedError,
+  ServerBusyError,
+  ShuttingDownError,
+} from "./errors.ts";
+import { backoffDelay, type BackoffOptions, sleep } from "./internal/backoff.ts";
+
+/** The built-in health check every tcpy server answers with `{ pong: true }`. */
+const PING = "tcpy.ping";
+/** How long a health probe of a down endpoint may take, in milliseconds. */
+const PROBE_TIMEOUT = 5_000;
+
+/** One server (or load balancer) the cluster client may call. */
+export interface Endpoint {
+  /**
+   * Host name or address.
+   *
+   * @default {"localhost"}
+   */
+  host?: string;
+  /** Port, from 1 to 65535. */
+  port: number;
+}
+
+/**
+ * Why a call was tried again. The first four mean the call never reached a
+ * handler, so {@linkcode TCPClusterClient} retries them for every call;
+ * `"closed"` is retried only for calls marked `idempotent`.
+ *
+ * - `"refused"`: the connection could not be opened (refused, reset, timed
+ *   out: any connect error but a missing permission), or it closed before
+ *   the request was written.
+ * - `"shuttingDown"`: the server answered -32007 ({@linkcode ShuttingDownError}):
+ *   it is draining and refused the call without running it.
+ * - `"busy"`: the server answered -32001 ({@linkcode ServerBusyError}): it
+ *   refused the call without running it, or turned the connection away.
+ * - `"unread"`: the connection closed before the reply, but the request was
+ *   written after another request on the same connection had been refused
+ *   with -32007. A tcpy server reads a connection in order and, once it
+ *   drains, never starts another call on it, so the server never ran this
+ *   one.
+ * - `"closed"`: the connection closed (or reset) after the request was
+ *   written, with nothing that proves where the request got to: the handler
+ *   may have run, even to the end. Retried only for idempotent calls. In
+ *   practice it mostly comes when a server (draining, or a load balancer's
+ *   idle timeout) closes a connection with no call in flight just as the
+ *   client writes a request: that request was never read, but the client
+ *   cannot tell it from one whose server died while running it.
+ */
+export type RetryReason = "refused" | "shuttingDown" | "busy" | "unread" | "closed";
+
+/** What {@linkcode TCPClusterClientOptions.onRetry} is told before a retry. */
+export interface RetryEvent {
+  /** The command called. */
+  command: string;
+  /** Its params. */
+  params: unknown;
+  /** Which retry this is: 1 for the first. */
+  retry: number;
+  /** Why the previous attempt failed. */
+  reason: RetryReason;
+  /** The endpoint the previous attempt went to. */
+  endpoint: { host: string; port: number };
+  /** The error of the previous attempt. */
+  error: unknown;
+  /** How long the client waits before the retry, in milliseconds. */
+  delay: number;
+}
+
+/** Options of {@linkcode TCPClusterClient}. */
+export interface TCPClusterClientOptions
+  extends Omit<TCPClientOptions, "host" | "port" | "reconnect" | "timeout"> {
+  /** The servers to call, or one load balancer in front of them. At least one. */
+  endpoints: readonly Endpoint[];
+  /**
+   * Connections opened to each endpoint. More than one spreads the calls of
+   * one client over several servers when the endpoint is a load balancer
+   * that assigns each connection to one server (HAProxy in TCP mode).
+   *
+   * @default {1}
+   */
+  connections?: number;
+  /**
+   * Default time limit of each call in milliseconds, retries and waits
+   * included; 0 waits forever.
+   *
+   * @default {0}
+   */
+  timeout?: number;
+  /**
+   * Retries and their backoff: a call is tried at most `1 + retries` times;
+   * a retry goes at once to another endpoint (or a new connection) when one
+   * is healthy, else after a delay of `backoffDelay` (exponential, full
+   * jitter). The same delays space the health probes of a down endpoint.
+   *
+   * @default {{ retries: 5, baseDelay: 100, maxDelay: 5000 }}
+   */
+  retry?: BackoffOptions;
+  /** Called before every retry, for logs and metrics. */
+  onRetry?: (event: RetryEvent) => void;
+}
+
+/** Options of one {@linkcode TCPClusterClient.execute} call. */
+export interface ClusterCallOptions extends CallOptions {
+  /**
+   * The call may safely run more than once (it reads, or its effect is keyed
+   * by an id the caller chose), so it is also retried when its connection
+   * closed after the request was written (reason `"closed"`). Calls that
+   * never reached a handler are retried whatever this says.
+   *
+   * @default {false}
+   */
+  idempotent?: boolean;
+}
+
+/**
+ * The arguments of {@linkcode TCPClusterClient.execute} after the command
+ * name: params (optional when the handler requires none), then options.
+ *
+ * @typeParam H The handler class of the command.
+ */
+export type ClusterCallArgs<H> = Record<never, never> extends ParamsOf<H>
+  ? [params?: ParamsOf<H>, options?: ClusterCallOptions]
+  : [params: ParamsOf<H>, options?: ClusterCallOptions];
+
+/** The state of one endpoint, as {@linkcode TCPClusterClient.status} reports it. */
+export interface EndpointStatus {
+  /** Host of the endpoint. */
+  host: string;
+  /** Port of the endpoint. */
+  port: number;
+  /** False after a failed connect, until a health probe (`tcpy.ping`) succeeds. */
+  up: boolean;
+  /** Calls of this client in flight there. */
+  pending: number;
+  /** Open connections. */
+  connections: number;
+  /** Calls sent there so far (attempts, retries included). */
+  calls: number;
+}
+
+/** Counters of a {@linkcode TCPClusterClient}. */
+export interface ClusterStats {
+  /** Calls started with `execute`. */
+  calls: number;
+  /** Calls that resolved. */
+  succeeded: number;
+  /** Calls that rejected. */
+  failed: number;
+  /** Retries, by reason. */
+  retries: Record<RetryReason, number>;
+}
+
+/** One connection: a {@linkcode TCPClient} that is never reused once its connection is gone. */
+class Link {
+  readonly client: TCPClient;
+  readonly ready: Promise<void>;
+  opened = false;
+  failed = false;
+  retired = false;
+  released = false;
+  /** Calls reserved on or sent over this connection and not settled (for load balancing). */
+  pending = 0;
+  /** Calls written and not settled: while there are none, the server may close it. */
+  inFlight = 0;
+  /** The turn of the event loop that calls on an idle connection wait for (see `#attempt`). */
+  settling: Promise<void> | undefined;
+  /** Sequence number of the first request refused with -32007; later ones were never read. */
+  drainedAt = Infinity;
+  #sent = 0;
+
+  constructor(options: TCPClientOptions) {
+    this.client = new TCPClient(options);
+    this.ready = this.client.connect().then(
+      () => {
+        this.opened = true;
+      },
+      (error) => {
+        this.failed = true;
+        throw error;
+      },
+    );
+    this.ready.catch(() => {});
+  }
+
+  /** Whether new calls may go here: connecting, or open and not dropped. */
+  get usable(): boolean {
+    return !this.retired && !this.failed && (!this.opened || this.client.connected);
+  }
+
+  /**
+   * Sends one call. Requests go out in the order of their sequence numbers:
+   * the client is connected, so each write is queued in call order.
+   */
+  send(cmd: string, params: Params | undefined, options: CallOptions) {
+    const seq = ++this.#sent;
+    this.inFlight++;
+    const result = this.client.execute(cmd, params, options).then(
+      (value) => {
+        this.inFlight--;
+        return value;
+      },
+      (error) => {
+        this.inFlight--;
+        // Runs before the reactions to later rejections of this connection,
+        // so `drainedAt` is known when they are classified.
+        if (error instanceof ShuttingDownError && seq < this.drainedAt) this.drainedAt = seq;
+        throw error;
+      },
+    );
+    return { seq, result };
+  }
+}
+
+/** One endpoint and its connection slots. */
+class Node {
+  readonly host: string;
+  readonly port: number;
+  readonly slots: (Link | undefined)[];
+  failures = 0;
+  retryAt = 0;
+  calls = 0;
+  probe: Promise<void> | undefined;
+
+  constructor(endpoint: Endpoint, connections: number) {
+    this.host = endpoint.host ?? "localhost";
+    this.port = endpoint.port;
+    this.slots = new Array(connections).fill(undefined);
+  }
+
+  get up(): boolean {
+    return this.failures === 0;
+  }
+
+  get pending(): number {
+    let sum = 0;
+    for (const link of this.slots) sum += link?.pending ?? 0;
+    return sum;
+  }
+}
+
+type Attempt =
+  | { value: unknown }
+  | { reason: RetryReason; error: unknown; link: Link | undefined };
+
+function isFatalConnectError(error: unknown): boolean {
+  return error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied ||
+    error instanceof TypeError;
+}
+
+/** Why a call that failed after its request was written may be retried, if it may. */
+function classify(error: unknown, link: Link, seq: number): RetryReason | undefined {
+  if (error instanceof ShuttingDownError) return "shuttingDown";
+  if (error instanceof ServerBusyError) return "busy";
+  if (error instanceof ConnectionClosedError) {
+    // Turned away at accept (connection limit): nothing of it was read.
+    if (error.cause instanceof ServerBusyError) return "busy";
+    return seq > link.drainedAt ? "unread" : "closed";
+  }
+  return undefined;
+}
+
+/** Resolves like `promise`, or rejects at `deadline` or when `signal` aborts. */
+function bounded<T>(
+  promise: Promise<T>,
+  deadline: number,
+  signal: AbortSignal,
+  late: () => Error,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const onAbort = () => finish(() => reject(signal.reason));
+    const finish = (settle: () => void) => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      settle();
+    };
+    if (signal.aborted) return reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    if (deadline !== Infinity) {
+      timer = setTimeout(() => finish(() => reject(late())), Math.max(0, deadline - Date.now()));
+    }
+    promise.then((value) => finish(() => resolve(value)), (error) => finish(() => reject(error)));
+  });
+}
+
+/**
+ * A client for several tcpy servers, or for one load balancer in front of
+ * them. Each call goes to the healthy endpoint with the fewest calls of this
+ * client in flight (round-robin among equals).
+ *
+ * **Failures.** An endpoint whose connect fails is marked down and left
+ * alone; it is probed again in the background with `tcpy.ping`, after
+ * backoff delays that grow while it stays down, and used again once it
+ * answers. A call whose connection drops rejects at once with
+ * {@linkcode ConnectionClosedError} (it never hangs), unless it is retried.
+ *
+ * **Retries.** A call that never reached a handler is retried on another
+ * endpoint, or on a new connection, for every call: connect refused or the
+ * connection gone before the request was written, -32007
+ * ({@linkcode ShuttingDownError}: the server is draining), -32001
+ * ({@linkcode ServerBusyError}), or a request written after the server had
+ * started draining that connection (see {@linkcode RetryReason}). A call whose
+ * connection closed after its request was written may have run, so it is
+ * retried only with `{ idempotent: true }`. Handler errors, unknown commands,
+ * invalid params and timeouts are never retried. So during a rolling restart
+ * (each server stopped with SIGTERM, which drains it) the only calls that can
+ * fail are calls that are not idempotent and end in doubt (`"closed"`): a
+ * few per restart under steady load, as deploy/README.md measures.
+ *
+ * Give calls a `timeout` where an endpoint may be unreachable rather than
+ * refusing: a connect to a host that does not answer takes the system's
+ * connect timeout (about two minutes on Linux).
+ *
+ * Conversations (`send`/`recv`) cannot move to another server halfway: use a
+ * {@linkcode TCPClient} for them.
+ *
+ * Like {@linkcode TCPClient}, it checks command names, params and results at
+ * compile time when given the server's command map:
+ * `new TCPClusterClient<typeof commands>(...)`.
+ *
+ * @typeParam C The server's command map (`typeof commands`), for typed
+ *   calls; by default any command, params and result (`unknown`).
+ *
+ * @example Three servers, one client
+ * ```ts
+ * import { TCPHandler, TCPServer } from "./mod.ts";
+ * import { TCPClusterClient } from "./cluster.ts";
+ *
+ * class Add extends TCPHandler<{ x: number; y: number }> {
+ *   execute() {
+ *     return this.success({ solution: this.params.x + this.params.y });
+ *   }
+ * }
+ * const commands = { add: Add };
+ *
+ * const servers = [0, 1, 2].map(() =>
+ *   new TCPServer({ host: "127.0.0.1", port: 0, threads: 0, commands, onListen() {} })
+ * );
+ * const endpoints = [];
+ * for (const server of servers) endpoints.push({ host: "127.0.0.1", port: (await server.listen()).port });
+ *
+ * await using cluster = new TCPClusterClient<typeof commands>({ endpoints });
+ * const { solution } = await cluster.execute("add", { x: 1, y: 2 });
+ * console.assert(solution === 3);
+ *
+ * await servers[0].close(); // calls go on to the other two
+ * await cluster.execute("add", { x: 2, y: 2 }, { idempotent: true });
+ * for (const server of servers) await server.close();
+ * ```
+ *
+ * @example Behind a load balancer (deploy/README.md)
+ * ```ts ignore
+ * // One endpoint: HAProxy. Four connections, so calls spread over the servers.
+ * const cluster = new TCPClusterClient({ endpoints: [{ port: 7272 }], connections: 4 });
+ * await cluster.execute("add", { x: 1, y: 2 });
+ * ```
+ */
+export class TCPClusterClient<C extends Commands = Commands> {
+  readonly #nodes: Node[];
+  readonly #clientOptions: TCPClientOptions;
+  readonly #timeout: number;
+  readonly #retry: BackoffOptions;
+  readonly #retries: number;
+  readonly #onRetry: ((event: RetryEvent) => void) | undefined;
+  readonly #closer = new AbortController();
+  /** Every connection not yet closed, so `close()` misses none. */
+  readonly #links = new Set<Link>();
+  readonly #leaving = new Set<Promise<void>>();
+  readonly #stats: ClusterStats = {
+    calls: 0,
+    succeeded: 0,
+    failed: 0,
+    retries: { refused: 0, shuttingDown: 0, busy: 0, unread: 0, closed: 0 },
+  };
+  #turn = 0;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * Creates the client; nothing connects until the first call.
+   *
+   * @param options The endpoints, connections per endpoint, retries, and the
+   *   options of each connection's {@linkcode TCPClient}.
+   * @throws {TypeError} If `endpoints` is empty or not an array.
+   * @throws {RangeError} If a port, `connections`, `timeout` or a `retry`
+   *   field is out of range.
+   */
+  constructor(options: TCPClusterClientOptions) {
+    const { endpoints, connections = 1, timeout = 0, retry = {}, onRetry, ...rest } = options;
+    if (!Array.isArray(endpoints) || endpoints.length === 0) {
+      throw new TypeError("Cannot create TCPClusterClient: endpoints must be a non-empty array");
+    }
+    for (const endpoint of endpoints) {
+      const port = endpoint?.port;
+      if (!Number.isSafeInteger(port) || port < 1 || port > 65535) {
+        throw new RangeError(
+          `Cannot create TCPClusterClient for port ${port}: port must be an integer from 1 to 65535`,
+        );
+      }
+    }
+    if (!Number.isSafeInteger(connections) || connections < 1 || connections > 1024) {
+      throw new RangeError(
+        `Cannot create TCPClusterClient with connections ${connections}: must be an integer from 1 to 1024`,
+      );
+    }
+    if (!(timeout >= 0)) {
+      throw new RangeError(`Cannot create TCPClusterClient with timeout ${timeout}: must be >= 0`);
+    }
+    for (const key of ["retries", "baseDelay", "maxDelay"] as const) {
+      const value = retry[key];
+      if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) {
+        throw new RangeError(
+          `Cannot create TCPClusterClient with retry.${key} ${value}: must be an integer >= 0`,
+        );
+      }
+    }
+    // Reconnecting is this class's job: each TCPClient makes one connection.
+    const clientOptions: TCPClientOptions & { reconnect?: unknown } = { ...rest };
+    delete clientOptions.reconnect;
+    this.#clientOptions = clientOptions;
+    this.#nodes = endpoints.map((endpoint) => new Node(endpoint, connections));
+    this.#timeout = timeout;
+    this.#retry = retry;
+    this.#retries = retry.retries ?? 5;
+    this.#onRetry = onRetry;
+  }
+
+  /**
+   * Calls `cmd` with `params` on one of the endpoints and resolves with the
+   * handler's result, retrying as the class documentation says.
+   *
+   * @typeParam K The command name (typed when `C` is a command map).
+   * @param cmd The command name.
+   * @param args The handler's named params, then `idempotent`, a signal and
+   *   a time limit for the whole call (retries included).
+   * @returns The result; a handler's `error(...)` dictionary also resolves.
+   * @throws {ConnectionClosedError} If the connection closed after the request
+   *   was written and the call is not idempotent, or the retries ran out, or
+   *   the client was closed.
+   * @throws {ShuttingDownError} If every retry was refused by draining servers.
+   * @throws {CallTimeoutError} If the time limit passed.
+   * @throws {Deno.errors.ConnectionRefused} If no endpoint accepted a
+   *   connection within the retries (or another connect error).
+   * @throws {UnknownCommandError} And the other errors of
+   *   {@linkcode TCPClient.execute}, which are not retried.
+   *
+   * @example
+   * ```ts ignore
+   * const user = await cluster.execute("getUser", { id: 7 }, { idempotent: true, timeout: 2_000 });
+   * ```
+   */
+  async execute<K extends keyof C & string>(
+    cmd: K,
+    ...args: ClusterCallArgs<C[K]>
+  ): Promise<ResultOf<C[K]>> {
+    const [params, options = {}] = args as [Params | undefined, ClusterCallOptions | undefined];
+    this.#stats.calls++;
+    try {
+      const value = await this.#run(cmd, params, options);
+      this.#stats.succeeded++;
+      return value as ResultOf<C[K]>;
+    } catch (error) {
+      this.#stats.failed++;
+      throw error;
+    }
+  }
+
+  /**
+   * The state of each endpoint, in the order given.
+   *
+   * @returns One entry per endpoint.
+   */
+  status(): EndpointStatus[] {
+    return this.#nodes.map((node) => ({
+      host: node.host,
+      port: node.port,
+      up: node.up,
+      pending: node.pending,
+      connections: node.slots.filter((link) => link?.opened && link.usable).length,
+      calls: node.calls,
+    }));
+  }
+
+  /** Counters since the client was created: calls, outcomes, retries by reason. */
+  get stats(): ClusterStats {
+    return { ...this.#stats, retries: { ...this.#stats.retries } };
+  }
+
+  /**
+   * Closes every connection; calls in flight reject with
+   * {@linkcode ConnectionClosedError}, and so do later ones. Safe to call
+   * more than once.
+   *
+   * @returns Resolves once every connection is closed.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  /** Same as `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#closer.abort(new ConnectionClosedError("The cluster client was closed"));
+    await Promise.all(this.#nodes.map((node) => node.probe));
+    for (const node of this.#nodes) node.slots.fill(undefined);
+    for (const link of this.#links) {
+      link.retired = true;
+      this.#release(link, true);
+    }
+    await Promise.all(this.#leaving);
+  }
+
+  async #run(
+    cmd: string,
+    params: Params | undefined,
+    options: ClusterCallOptions,
+  ): Promise<unknown> {
+    const { idempotent = false, signal, timeout: callTimeout } = options;
+    const timeout = callTimeout ?? this.#timeout;
+    const deadline = timeout > 0 ? Date.now() + timeout : Infinity;
+    const stop = signal ? AbortSignal.any([signal, this.#closer.signal]) : this.#closer.signal;
+    const late = () => new CallTimeoutError(`Call ${cmd} timed out after ${timeout} ms`);
+    const avoid = new Set<Link>();
+    const failed = new Set<Node>();
+    let node = this.#pick(avoid, failed) ?? this.#fallback();
+    let delayed = 0;
+    for (let retry = 0;; retry++) {
+      stop.throwIfAborted();
+      if (Date.now() >= deadline) throw late();
+      const attempt = await this.#attempt(node, avoid, cmd, params, {
+        deadline,
+        signal,
+        stop,
+        late,
+      });
+      if ("value" in attempt) return attempt.value;
+      const { reason, error, link } = attempt;
+      if ((reason === "closed" && !idempotent) || retry >= this.#retries || stop.aborted) {
+        throw error;
+      }
+      if (link) avoid.add(link);
+      failed.add(node);
+      let next = this.#pick(avoid, failed);
+      const delay = next ? 0 : backoffDelay(delayed++, this.#retry);
+      this.#stats.retries[reason]++;
+      this.#onRetry?.({
+        command: cmd,
+        params,
+        retry: retry + 1,
+        reason,
+        endpoint: { host: node.host, port: node.port },
+        error,
+        delay,
+      });
+      if (!next) {
+        await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), stop);
+        next = this.#pick(avoid, failed) ?? this.#fallback();
+      }
+      node = next;
+    }
+  }
+
+  async #attempt(
+    node: Node,
+    avoid: ReadonlySet<Link>,
+    cmd: string,
+    params: Params | undefined,
+    call: { deadline: number; signal?: AbortSignal; stop: AbortSignal; late: () => Error },
+  ): Promise<Attempt> {
+    let link = this.#linkFor(node, avoid);
+    link.pending++;
+    try {
+      if (link.opened && link.inFlight === 0) {
+        // A server closes a connection only when no call is in flight on it
+        // (draining, idle timeout of a load balancer). Its FIN may already
+        // be here, unread: one turn of the event loop (shared by every call
+        // that finds the connection idle) lets the client see it, instead of
+        // writing into a closed connection and not knowing whether the
+        // request got through.
+        const current = link;
+        current.settling ??= new Promise<void>((resolve) => setTimeout(resolve, 0)).then(() => {
+          current.settling = undefined;
+        });
+        await current.settling;
+        if (!link.usable) {
+          // Nothing was written on it: use a new connection, no retry needed.
+          link.pending--;
+          this.#retire(node, link);
+          link = this.#linkFor(node, avoid);
+          link.pending++;
+        }
+      }
+      if (!link.opened) {
+        try {
+          await bounded(link.ready, call.deadline, call.stop, call.late);
+        } catch (error) {
+          if (!link.failed) throw error; // timed out or aborted while connecting
+          if (isFatalConnectError(error)) throw error;
+          this.#markDown(node);
+          this.#retire(node, link);
+          return { reason: "refused", error, link };
+        }
+        node.failures = 0;
+      }
+      if (!link.usable) {
+        // Dropped (closed by the server while idle) before our request was written.
+        this.#retire(node, link);
+        return {
+          reason: "refused",
+          error: new ConnectionClosedError("The connection closed before the request was sent"),
+          link,
+        };
+      }
+      node.calls++;
+      const remaining = call.deadline === Infinity ? 0 : Math.max(1, call.deadline - Date.now());
+      const { seq, result } = link.send(cmd, params, { signal: call.signal, timeout: remaining });
+      try {
+        return { value: await result };
+      } catch (error) {
+        const reason = classify(error, link, seq);
+        if (reason === undefined) throw error;
+        if (reason !== "busy") this.#retire(node, link);
+        return { reason, error, link };
+      }
+    } finally {
+      link.pending--;
+      if (link.retired) this.#release(link);
+    }
+  }
+
+  /**
+   * The healthy endpoint with the fewest calls in flight that this call has
+   * a fresh path to (a connection it has not failed on), preferring those
+   * where it has not failed at all.
+   */
+  #pick(avoid: ReadonlySet<Link>, failed: ReadonlySet<Node>): Node | undefined {
+    return this.#least(avoid, failed) ?? (failed.size > 0 ? this.#least(avoid) : undefined);
+  }
+
+  #least(avoid: ReadonlySet<Link>, skip?: ReadonlySet<Node>): Node | undefined {
+    const nodes = this.#nodes;
+    const start = this.#turn;
+    this.#turn = (this.#turn + 1) % nodes.length;
+    let best: Node | undefined;
+    let bestPending = Infinity;
+    for (let i = 0; i < nodes.length; i++) {
+      const node = nodes[(start + i) % nodes.length];
+      if (!node.up) {
+        this.#probe(node);
+        continue;
+      }
+      if (skip?.has(node)) continue;
+      if (!node.slots.some((link) => !link || !link.usable || !avoid.has(link))) continue;
+      const pending = node.pending;
+      if (pending < bestPending) {
+        best = node;
+        bestPending = pending;
+      }
+    }
+    return best;
+  }
+
+  /** When nothing healthy is left: the endpoint due for a retry first. */
+  #fallback(): Node {
+    let best = this.#nodes[0];
+    for (const node of this.#nodes) {
+      const due = node.up ? 0 : node.retryAt;
+      const bestDue = best.up ? 0 : best.retryAt;
+      if (due < bestDue || (due === bestDue && node.pending < best.pending)) best = node;
+    }
+    return best;
+  }
+
+  /** The connection of `node` with the fewest calls in flight, opening one if a slot is free. */
+  #linkFor(node: Node, avoid: ReadonlySet<Link>): Link {
+    let index = -1;
+    let least = Infinity;
+    for (const [i, link] of node.slots.entries()) {
+      if (link && !link.usable) this.#retire(node, link);
+      const current = node.slots[i];
+      if (current && avoid.has(current)) continue;
+      // An open connection wins a tie against opening a new one.
+      const load = current ? current.pending : 0.5;
+      if (load < least) {
+        index = i;
+        least = load;
+      }
+    }
+    if (index === -1) {
+      // Every connection failed this call before: take the least busy anyway.
+      for (const [i, link] of node.slots.entries()) {
+        if (link && link.pending < least) {
+          index = i;
+          least = link.pending;
+        }
+      }
+    }
+    const link = node.slots[index];
+    if (link) return link;
+    const fresh = this.#connect(node);
+    node.slots[index] = fresh;
+    return fresh;
+  }
+
+  #connect(node: Node): Link {
+    const link = new Link({ ...this.#clientOptions, host: node.host, port: node.port });
+    this.#links.add(link);
+    return link;
+  }
+
+  #markDown(node: Node): void {
+    node.failures++;
+    node.retryAt = Date.now() + backoffDelay(node.failures - 1, this.#retry);
+  }
+
+  /** Takes `link` out of service: no new calls; closed once its calls settle. */
+  #retire(node: Node, link: Link): void {
+    const index = node.slots.indexOf(link);
+    if (index !== -1) node.slots[index] = undefined;
+    link.retired = true;
+    this.#release(link);
+  }
+
+  /** Closes a retired connection once no call of ours is left on it. */
+  #release(link: Link, now = false): void {
+    if ((link.pending > 0 && !now) || link.released) return;
+    link.released = true;
+    this.#links.delete(link);
+    const leaving = link.client.disconnect().finally(() => this.#leaving.delete(leaving));
+    this.#leaving.add(leaving);
+  }
+
+  /** Checks a down endpoint in the background once its backoff delay has passed. */
+  #probe(node: Node): void {
+    if (node.probe || this.#closer.signal.aborted || Date.now() < node.retryAt) return;
+    node.probe = this.#check(node).finally(() => node.probe = undefined);
+  }
+
+  async #check(node: Node): Promise<void> {
+    const link = this.#connect(node);
+    try {
+      await link.ready;
+      await link.client.execute(PING, undefined, { timeout: PROBE_TIMEOUT });
+    } catch {
+      this.#markDown(node);
+      this.#retire(node, link);
+      return;
+    }
+    node.failures = 0;
+    const free = node.slots.findIndex((slot) => !slot || !slot.usable);
+    if (free === -1 || this.#closer.signal.aborted) {
+      this.#retire(node, link);
+      return;
+    }
+    const old = node.slots[free];
+    if (old) this.#retire(node, old);
+    node.slots[free] = link;
+  }
+}

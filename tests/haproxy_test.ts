@@ -1,0 +1,285 @@
+/**
+ * Rolling restarts that lose nothing. Three `tcpy serve` processes on
+ * 127.0.0.1 are restarted one at a time (SIGTERM → exit → start → healthy)
+ * while 8 callers keep calling through a {@linkcode TCPClusterClient}:
+ *
+ * 1. the client has the three servers as endpoints;
+ * 2. the client has one endpoint, HAProxy (deploy/haproxy.cfg with its ports
+ *    and socket path replaced), with 4 connections.
+ *
+ * "Nothing lost" means: every call returned its own id, and every call ran
+ * exactly once (counted from the `ran ID` lines of every server process),
+ * except calls retried after their connection closed with the request
+ * written, which ran at least once. Retries of calls that never reached a
+ * handler (connect refused, -32007, written after the drain began) are
+ * counted by reason and printed.
+ *
+ * Slow (~40 s): `deno task test:haproxy` runs it (TCPY_SLOW_TESTS=1);
+ * `deno task test` lists it as ignored. HAProxy is installed with apt-get if
+ * missing; if that fails the test fails under CI=true and is skipped (with
+ * the reason) elsewhere.
+ */
+import assert from "node:assert/strict";
+import { TCPClusterClient } from "../cluster.ts";
+import type { commands } from "./fixtures/cluster_handlers.ts";
+import {
+  assertNothingLost,
+  Child,
+  delay,
+  freePort,
+  HOST,
+  killAll,
+  Load,
+  Runs,
+  startServe,
+  waitHealthy,
+  within,
+} from "./_processes.ts";
+
+const SLOW = Deno.env.get("TCPY_SLOW_TESTS") === "1";
+const IN_CI = Deno.env.get("CI") === "true";
+const TEMPLATE = new URL("../deploy/haproxy.cfg", import.meta.url);
+const CALLERS = 8;
+const RETRY = { retries: 8, baseDelay: 50, maxDelay: 1_000 };
+
+/** Runs a command to its end; a missing program is exit code 127. */
+async function run(
+  command: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; output: string }> {
+  try {
+    const { code, stdout, stderr } = await new Deno.Command(command, {
+      args,
+      env,
+      stdin: "null",
+    }).output();
+    const decoder = new TextDecoder();
+    return { code, output: decoder.decode(stdout) + decoder.decode(stderr) };
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      return { code: 127, output: `${command}: not found` };
+    }
+    throw error;
+  }
+}
+
+function tail(text: string, lines = 5): string {
+  return text.trim().split("\n").slice(-lines).join(" | ");
+}
+
+async function findHaproxy(): Promise<string | undefined> {
+  for (const candidate of ["haproxy", "/usr/sbin/haproxy"]) {
+    if ((await run(candidate, ["-v"])).code === 0) return candidate;
+  }
+  return undefined;
+}
+
+/** The HAProxy binary, installed with apt-get (Debian) if missing; or why there is none. */
+async function ensureHaproxy(): Promise<{ path: string } | { reason: string }> {
+  const found = await findHaproxy();
+  if (found) return { path: found };
+  if (Deno.build.os !== "linux") return { reason: `HAProxy is not installed (${Deno.build.os})` };
+  console.log("HAProxy is missing: apt-get install -y haproxy");
+  const env = { DEBIAN_FRONTEND: "noninteractive" };
+  let install = await run("apt-get", ["install", "-y", "haproxy"], env);
+  if (install.code !== 0 && install.code !== 127) {
+    console.log("apt-get install failed: apt-get update, then again");
+    await run("apt-get", ["update"], env);
+    install = await run("apt-get", ["install", "-y", "haproxy"], env);
+  }
+  if (install.code !== 0) {
+    return {
+      reason: `HAProxy is not installed and apt-get install -y haproxy failed ` +
+        `(exit ${install.code}): ${tail(install.output)}`,
+    };
+  }
+  const path = await findHaproxy();
+  return path ? { path } : { reason: "apt-get installed haproxy, but it does not run" };
+}
+
+/**
+ * deploy/haproxy.cfg with the frontend on `front`, servers s1..sN on
+ * `ports`, and the runtime API on 127.0.0.1:`api` (TCP rather than the
+ * template's Unix socket: Deno wants a net permission per socket path).
+ * Fails if the template no longer has the lines this replaces.
+ */
+function haproxyConfig(template: string, front: number, ports: number[], api: number): string {
+  const replace = (text: string, pattern: RegExp, by: (match: string[]) => string, n: number) => {
+    const found = [...text.matchAll(pattern)].length;
+    assert.equal(found, n, `deploy/haproxy.cfg: ${found} lines match ${pattern}, expected ${n}`);
+    return text.replace(pattern, (...match) => by(match));
+  };
+  let config = replace(template, /^(\s*bind )\S+$/gm, (m) => `${m[1]}${HOST}:${front}`, 1);
+  config = replace(config, /^(\s*stats socket )\S+/gm, (m) => `${m[1]}ipv4@${HOST}:${api}`, 1);
+  config = replace(
+    config,
+    /^(\s*server s(\d+) )\S+$/gm,
+    (m) => `${m[1]}${HOST}:${ports[Number(m[2]) - 1]}`,
+    ports.length,
+  );
+  return config;
+}
+
+/** One command on HAProxy's runtime API; resolves with its answer. */
+async function runtimeApi(api: number, command: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: HOST, port: api });
+  try {
+    await conn.write(new TextEncoder().encode(command + "\n"));
+    let text = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of conn.readable) text += decoder.decode(chunk, { stream: true });
+    return text;
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Closed by the readable's end.
+    }
+  }
+}
+
+/** The status column of `show stat` (UP, DOWN, MAINT, "UP 1/2"...) for each server of backend tcpy. */
+async function serverStatus(api: number): Promise<Map<string, string>> {
+  const [header, ...rows] = (await runtimeApi(api, "show stat")).trim().split("\n");
+  const columns = header.replace(/^# /, "").split(",");
+  const [px, sv, status] = ["pxname", "svname", "status"].map((c) => columns.indexOf(c));
+  const result = new Map<string, string>();
+  for (const row of rows) {
+    const fields = row.split(",");
+    if (fields[px] === "tcpy" && fields[sv] !== "BACKEND") result.set(fields[sv], fields[status]);
+  }
+  return result;
+}
+
+/** Resolves once HAProxy reports each of `names` UP. */
+async function waitUp(api: number, names: string[], ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (true) {
+    let status = new Map<string, string>();
+    try {
+      status = await serverStatus(api);
+      if (names.every((name) => status.get(name) === "UP")) return;
+    } catch {
+      // The socket is not there yet.
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`HAProxy does not see ${names} UP: ${JSON.stringify([...status])}`);
+    }
+    await delay(100);
+  }
+}
+
+/**
+ * Restarts each server in turn: SIGTERM, wait for its exit (code 0), start
+ * it again, wait until it answers tcpy.ping (and `ready(i)`), let it take
+ * calls for a second. Asserts that calls went on meanwhile.
+ */
+async function rollingRestart(
+  servers: Child[],
+  ports: number[],
+  runs: Runs,
+  load: Load,
+  ready: (index: number) => Promise<void> = () => Promise.resolve(),
+): Promise<void> {
+  for (let i = 0; i < servers.length; i++) {
+    const before = load.succeeded;
+    const started = Date.now();
+    const status = await servers[i].stop("SIGTERM");
+    assert.equal(status.code, 0, `${servers[i].name} exit code`);
+    servers[i] = await startServe({ port: ports[i], runs });
+    await waitHealthy(ports[i]);
+    await ready(i);
+    console.log(
+      `  restarted ${servers[i].name} in ${Date.now() - started} ms; ` +
+        `${load.succeeded - before} calls succeeded meanwhile`,
+    );
+    assert.ok(load.succeeded > before, "calls went on during the restart");
+    await delay(3_000);
+  }
+}
+
+Deno.test({
+  name: "Rolling restart of 3 tcpy servers under load: a 3-endpoint TCPClusterClient loses no call",
+  ignore: !SLOW,
+}, async () => {
+  const runs = new Runs();
+  const ports = [freePort(), freePort(), freePort()];
+  let load: Load | undefined;
+  try {
+    const servers = await Promise.all(ports.map((port) => startServe({ port, runs })));
+    await using cluster = new TCPClusterClient<typeof commands>({
+      endpoints: ports.map((port) => ({ host: HOST, port })),
+      retry: RETRY,
+      onRetry: Load.onRetry(() => load),
+    });
+    load = new Load(cluster, CALLERS);
+    await delay(1_500);
+    await rollingRestart(servers, ports, runs, load);
+    const report = await load.stop();
+    // Their `ran` lines are all read once they have exited.
+    for (const server of servers) assert.equal((await server.stop()).code, 0);
+    assertNothingLost("direct, 3 endpoints", report, runs);
+    for (const port of ports) assert.ok((runs.byPort.get(port) ?? 0) > 0, `no call ran on ${port}`);
+  } finally {
+    await killAll();
+  }
+});
+
+Deno.test({
+  name:
+    "Rolling restart of 3 tcpy servers behind HAProxy under load: a client of HAProxy loses no call",
+  ignore: !SLOW,
+}, async () => {
+  const haproxy = await ensureHaproxy();
+  if ("reason" in haproxy) {
+    if (IN_CI) throw new Error(`HAProxy is needed in CI: ${haproxy.reason}`);
+    console.log(`SKIPPED: ${haproxy.reason}`);
+    return;
+  }
+  const dir = await Deno.makeTempDir({ prefix: "tcpy-haproxy-" });
+  const runs = new Runs();
+  const ports = [freePort(), freePort(), freePort()];
+  const front = freePort();
+  const api = freePort();
+  let load: Load | undefined;
+  let proxy: Child | undefined;
+  try {
+    const configPath = `${dir}/haproxy.cfg`;
+    const template = await Deno.readTextFile(TEMPLATE);
+    await Deno.writeTextFile(configPath, haproxyConfig(template, front, ports, api));
+    const check = await run(haproxy.path, ["-c", "-f", configPath]);
+    assert.equal(check.code, 0, `haproxy -c: ${check.output}`);
+
+    const servers = await Promise.all(ports.map((port) => startServe({ port, runs })));
+    // -db: foreground, no daemon; killed in `finally` if anything fails.
+    proxy = new Child("haproxy", haproxy.path, ["-db", "-f", configPath]);
+    const names = ports.map((_, i) => `s${i + 1}`);
+    await within(waitUp(api, names), 20_000, "HAProxy to see every server UP");
+    await waitHealthy(front);
+
+    await using cluster = new TCPClusterClient<typeof commands>({
+      endpoints: [{ host: HOST, port: front }],
+      connections: 4,
+      retry: RETRY,
+      onRetry: Load.onRetry(() => load),
+    });
+    load = new Load(cluster, CALLERS);
+    await delay(1_500);
+    await rollingRestart(servers, ports, runs, load, (i) => waitUp(api, [names[i]]));
+    const report = await load.stop();
+    await cluster.close();
+    for (const server of servers) assert.equal((await server.stop()).code, 0);
+    await proxy.stop("SIGTERM");
+    const transitions = proxy.output.filter((line) => /Server tcpy\/s\d is (UP|DOWN)/.test(line));
+    console.log(`  HAProxy saw ${transitions.length} server state changes`);
+    assertNothingLost("through HAProxy, 1 endpoint x 4 connections", report, runs);
+    for (const port of ports) assert.ok((runs.byPort.get(port) ?? 0) > 0, `no call ran on ${port}`);
+  } catch (error) {
+    if (proxy) console.log(`HAProxy output:\n${proxy.output.slice(-30).join("\n")}`);
+    throw error;
+  } finally {
+    await killAll();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
