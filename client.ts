@@ -352,7 +352,11 @@ export class TCPClient<C extends Commands = Commands> {
    * @throws {UnknownCommandError} If the server has no such command.
    * @throws {InvalidParamsError} If the handler refused the params.
    * @throws {HandlerFailedError} If the handler threw.
-   * @throws {ConnectionClosedError} If the connection closed first.
+   * @throws {ShuttingDownError} If the server is draining: it answered -32007,
+   *   or it closed the connection after `tcpy.bye` without reading this call
+   *   (then the error's `cause` is the close). Either way the call never ran.
+   * @throws {ConnectionClosedError} If the connection closed first, without
+   *   `tcpy.bye`: the call may have run.
    *
    * @example
    * ```ts ignore
@@ -614,10 +618,15 @@ export class TCPClient<C extends Commands = Commands> {
     const cause = this.#failure;
     let error: Error;
     if (cause instanceof AuthenticationError) error = cause;
-    else if (this.#bye) {
+    else if (this.#bye && !cause) {
       // The server said it answered everything it read: these never ran.
+      // `cause` (the close) tells this from a -32007 reply, which has none.
+      // A server that reported a failure first (an oversized request) said
+      // tcpy.bye because of it, not because it is shutting down: that
+      // failure is passed on below instead, and retrying would not help.
       error = new ShuttingDownError(
         "The server closed the connection gracefully before reading this call; it never ran",
+        { cause: reason },
       );
     } else if (reason instanceof ProtocolError) error = reason;
     else if (cause) {

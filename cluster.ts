@@ -46,18 +46,23 @@ export interface Endpoint {
  *   it is draining and refused the call without running it.
  * - `"busy"`: the server answered -32001 ({@linkcode ServerBusyError}): it
  *   refused the call without running it, or turned the connection away.
- * - `"unread"`: the connection closed before the reply, but the request was
- *   written after another request on the same connection had been refused
- *   with -32007. A tcpy server reads a connection in order and, once it
- *   drains, never starts another call on it, so the server never ran this
- *   one.
+ * - `"unread"`: the connection closed before the reply, and the server had
+ *   proved it never read the request: it sent `tcpy.bye` before closing
+ *   (it had answered everything it read; {@linkcode TCPClient} then rejects
+ *   the calls still pending with a {@linkcode ShuttingDownError} whose
+ *   `cause` is the close), or the request was written after another request
+ *   on the same connection had been refused with -32007 (a tcpy server reads
+ *   a connection in order and, once it drains, never starts another call on
+ *   it). This is how a graceful close racing with a new request ends: the
+ *   server closes a connection as soon as no call is in flight on it, and a
+ *   request written in that instant is never read.
  * - `"closed"`: the connection closed (or reset) after the request was
- *   written, with nothing that proves where the request got to: the handler
- *   may have run, even to the end. Retried only for idempotent calls. In
- *   practice it mostly comes when a server (draining, or a load balancer's
- *   idle timeout) closes a connection with no call in flight just as the
- *   client writes a request: that request was never read, but the client
- *   cannot tell it from one whose server died while running it.
+ *   written, without `tcpy.bye` and with nothing else that proves where the
+ *   request got to: the handler may have run, even to the end. Retried only
+ *   for idempotent calls. It comes from a server that crashed or was killed,
+ *   one that cut calls still running when its grace period ended, a network
+ *   failure, or a load balancer that closed the connection itself (idle
+ *   timeout) or lost the server's last bytes.
  */
 export type RetryReason = "refused" | "shuttingDown" | "busy" | "unread" | "closed";
 
@@ -177,7 +182,10 @@ class Link {
   inFlight = 0;
   /** The turn of the event loop that calls on an idle connection wait for (see `#attempt`). */
   settling: Promise<void> | undefined;
-  /** Sequence number of the first request refused with -32007; later ones were never read. */
+  /**
+   * Sequence number of the first request refused with -32007 or left unread
+   * after `tcpy.bye`; later ones were never read.
+   */
   drainedAt = Infinity;
   #sent = 0;
 
@@ -262,7 +270,11 @@ function isFatalConnectError(error: unknown): boolean {
 
 /** Why a call that failed after its request was written may be retried, if it may. */
 function classify(error: unknown, link: Link, seq: number): RetryReason | undefined {
-  if (error instanceof ShuttingDownError) return "shuttingDown";
+  // A -32007 reply has no `cause`; TCPClient gives the close as the cause
+  // when the connection closed after `tcpy.bye` with the call unread.
+  if (error instanceof ShuttingDownError) {
+    return error.cause === undefined ? "shuttingDown" : "unread";
+  }
   if (error instanceof ServerBusyError) return "busy";
   if (error instanceof ConnectionClosedError) {
     // Turned away at accept (connection limit): nothing of it was read.
@@ -311,14 +323,17 @@ function bounded<T>(
  * endpoint, or on a new connection, for every call: connect refused or the
  * connection gone before the request was written, -32007
  * ({@linkcode ShuttingDownError}: the server is draining), -32001
- * ({@linkcode ServerBusyError}), or a request written after the server had
- * started draining that connection (see {@linkcode RetryReason}). A call whose
- * connection closed after its request was written may have run, so it is
- * retried only with `{ idempotent: true }`. Handler errors, unknown commands,
- * invalid params and timeouts are never retried. So during a rolling restart
- * (each server stopped with SIGTERM, which drains it) the only calls that can
- * fail are calls that are not idempotent and end in doubt (`"closed"`): a
- * few per restart under steady load, as deploy/README.md measures.
+ * ({@linkcode ServerBusyError}), or a request still unread when the server
+ * closed the connection gracefully (after `tcpy.bye`, or after refusing an
+ * earlier request on it with -32007; see {@linkcode RetryReason}). A call
+ * whose connection closed after its request was written, without that
+ * proof, may have run, so it is retried only with `{ idempotent: true }`.
+ * Handler errors, unknown commands, invalid params and timeouts are never
+ * retried. So a rolling restart (each server stopped with SIGTERM, which
+ * drains it and says `tcpy.bye` on every connection) fails no call, whether
+ * idempotent or not, as deploy/README.md measures; calls are left in doubt
+ * only by a close without `tcpy.bye`: a crash, a kill, a cut at the end of
+ * the grace period, a network failure.
  *
  * Give calls a `timeout` where an endpoint may be unreachable rather than
  * refusing: a connect to a host that does not answer takes the system's
@@ -447,9 +462,10 @@ export class TCPClusterClient<C extends Commands = Commands> {
    *   a time limit for the whole call (retries included).
    * @returns The result; a handler's `error(...)` dictionary also resolves.
    * @throws {ConnectionClosedError} If the connection closed after the request
-   *   was written and the call is not idempotent, or the retries ran out, or
-   *   the client was closed.
-   * @throws {ShuttingDownError} If every retry was refused by draining servers.
+   *   was written, without `tcpy.bye`, and the call is not idempotent; or the
+   *   retries ran out; or the client was closed.
+   * @throws {ShuttingDownError} If every retry was refused (or left unread) by
+   *   draining servers.
    * @throws {CallTimeoutError} If the time limit passed.
    * @throws {Deno.errors.ConnectionRefused} If no endpoint accepted a
    *   connection within the retries (or another connect error).

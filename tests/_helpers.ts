@@ -1,4 +1,7 @@
-/** Shared plumbing for the integration tests: servers on port 0, raw line sockets. */
+/**
+ * Shared plumbing for the integration tests: servers on port 0, raw line
+ * sockets, fake servers, bounded waits.
+ */
 import { TCPServer, type TCPServerOptions } from "../mod.ts";
 import { commands } from "./fixtures/handlers.ts";
 
@@ -82,4 +85,50 @@ export class RawClient {
 /** Resolves after `ms`. */
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Rejects if `promise` takes longer than `ms`. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * A fake server on 127.0.0.1, port 0, for breaking the protocol on purpose.
+ * `serve(conn, index)` handles its `index`-th connection (0-based); the
+ * connection is closed when it returns or throws. Disposing it closes the
+ * listener and every connection, and waits for the `serve` calls.
+ */
+export function fakeServer(serve: (conn: Deno.Conn, index: number) => Promise<void>) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const close = (conn: Deno.Conn) => {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  };
+  const serving = (async () => {
+    const tasks: Promise<void>[] = [];
+    let index = 0;
+    for await (const conn of listener) {
+      conns.add(conn);
+      tasks.push(serve(conn, index++).catch(() => {}).finally(() => close(conn)));
+    }
+    await Promise.all(tasks);
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      for (const conn of conns) close(conn);
+      await serving;
+    },
+  };
 }

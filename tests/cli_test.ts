@@ -9,25 +9,13 @@ import assert from "node:assert/strict";
 import { TCPClient } from "../mod.ts";
 import { compileArgs, ROOT } from "../scripts/compile.ts";
 import denoJson from "../deno.json" with { type: "json" };
+import { within } from "./_helpers.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).href;
 const FIXTURE = new URL("./fixtures/cli_handlers.ts", import.meta.url).href;
 const HOST = "127.0.0.1";
 /** How `deno run` runs the program: the same permissions `deno task compile` bakes in. */
 const RUN = ["run", "--allow-net", "--allow-read", CLI];
-
-/** Rejects if `promise` takes longer than `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 interface Finished {
   code: number;

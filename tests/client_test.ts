@@ -3,44 +3,13 @@ import assert from "node:assert/strict";
 import {
   CallTimeoutError,
   ConnectionClosedError,
+  MessageTooLargeError,
   ProtocolError,
   ShuttingDownError,
   TCPClient,
   UnknownCommandError,
 } from "../mod.ts";
-import { delay, startServer } from "./_helpers.ts";
-
-/** A fake server that answers every connection with `reply(line)` for each line it reads. */
-function fakeServer(onConn: (conn: Deno.Conn) => Promise<void>) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const serving = (async () => {
-    const tasks: Promise<void>[] = [];
-    for await (const conn of listener) {
-      conns.add(conn);
-      tasks.push(
-        onConn(conn).catch(() => {}).finally(() => {
-          try {
-            conn.close();
-          } catch { /* closed */ }
-        }),
-      );
-    }
-    await Promise.all(tasks);
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      }
-      await serving;
-    },
-  };
-}
+import { delay, fakeServer, startServer } from "./_helpers.ts";
 
 async function readSome(conn: Deno.Conn): Promise<string> {
   const buf = new Uint8Array(4096);
@@ -184,5 +153,23 @@ Deno.test("TCPClient fails calls the server never read with ShuttingDownError af
     await conn.write(new TextEncoder().encode('{"jsonrpc":"2.0","method":"tcpy.bye"}\n'));
   });
   await using client = new TCPClient({ port: fake.port });
-  await assert.rejects(client.execute("add"), ShuttingDownError);
+  const error = await client.execute("add").catch((e) => e);
+  assert.ok(error instanceof ShuttingDownError, String(error));
+  // The close is the cause: a -32007 reply has none.
+  assert.ok(error.cause instanceof ConnectionClosedError, String(error.cause));
+});
+
+Deno.test("TCPClient passes on the error a server reported before its tcpy.bye, not ShuttingDownError", async () => {
+  await using fake = fakeServer(async (conn) => {
+    await readSome(conn); // an oversized request: refused with id null, then bye
+    const encoder = new TextEncoder();
+    await conn.write(encoder.encode(
+      '{"jsonrpc":"2.0","id":null,"error":{"code":-32003,"message":"Message too large"}}\n' +
+        '{"jsonrpc":"2.0","method":"tcpy.bye"}\n',
+    ));
+  });
+  await using client = new TCPClient({ port: fake.port });
+  const error = await client.execute("add").catch((e) => e);
+  assert.ok(error instanceof ConnectionClosedError, String(error));
+  assert.ok(error.cause instanceof MessageTooLargeError, String(error.cause));
 });

@@ -7,12 +7,13 @@ import {
   CallTimeoutError,
   ConnectionClosedError,
   HandlerFailedError,
+  ShuttingDownError,
   TCPHandler,
   UnknownCommandError,
 } from "../mod.ts";
 import { type RetryEvent, TCPClusterClient } from "../cluster.ts";
 import { commands } from "./fixtures/handlers.ts";
-import { delay, startServer } from "./_helpers.ts";
+import { delay, fakeServer, startServer } from "./_helpers.ts";
 
 const HOST = "127.0.0.1";
 
@@ -43,40 +44,9 @@ function deadPort(): number {
   return port;
 }
 
-/**
- * A fake server. `serve(conn, index)` handles its `index`-th connection
- * (0-based); the connection is closed when it returns.
- */
-function fakeServer(serve: (conn: FakeConn, index: number) => Promise<void>) {
-  const listener = Deno.listen({ hostname: HOST, port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const serving = (async () => {
-    const tasks: Promise<void>[] = [];
-    let index = 0;
-    for await (const conn of listener) {
-      conns.add(conn);
-      tasks.push(
-        serve(new FakeConn(conn), index++).catch(() => {}).finally(() => {
-          try {
-            conn.close();
-          } catch { /* closed */ }
-        }),
-      );
-    }
-    await Promise.all(tasks);
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      }
-      await serving;
-    },
-  };
+/** A {@linkcode fakeServer} whose connections read and write JSON-RPC lines. */
+function fakeLines(serve: (conn: FakeConn, index: number) => Promise<void>) {
+  return fakeServer((conn, index) => serve(new FakeConn(conn), index));
 }
 
 /** Reads JSON-RPC requests line by line and writes replies. */
@@ -260,7 +230,7 @@ Deno.test("TCPClusterClient retries calls refused with -32007 by a draining serv
 Deno.test("TCPClusterClient retries a request written after a -32007 on the same connection (never read)", async () => {
   // First connection: refuse the first of two requests with -32007, then
   // close without answering the second, as a draining tcpy server may.
-  await using fake = fakeServer(async (conn, index) => {
+  await using fake = fakeLines(async (conn, index) => {
     if (index > 0) return await conn.answerAll();
     const [first] = await conn.requests(2);
     await conn.reply({
@@ -277,9 +247,35 @@ Deno.test("TCPClusterClient retries a request written after a -32007 on the same
   assert.equal(failed, 0);
 });
 
+Deno.test("TCPClusterClient retries a call left unread by a close after tcpy.bye, though not idempotent", async () => {
+  // First connection: answer the first of two requests, then say tcpy.bye
+  // and close without answering the second, as a draining tcpy server does
+  // with a request that came after it had answered everything it read.
+  await using fake = fakeLines(async (conn, index) => {
+    if (index > 0) return await conn.answerAll();
+    const [first] = await conn.requests(2);
+    await conn.reply({ jsonrpc: "2.0", id: first.id, result: { first: true } });
+    await conn.reply({ jsonrpc: "2.0", method: "tcpy.bye" });
+  });
+  const events: RetryEvent[] = [];
+  await using cluster = new TCPClusterClient({
+    endpoints: endpointsOf(fake),
+    onRetry: (event) => events.push(event),
+  });
+  const [one, two] = await Promise.all([cluster.execute("x"), cluster.execute("y")]);
+  assert.deepEqual([one, two], [{ first: true }, { ok: true }]);
+  const { retries, failed } = cluster.stats;
+  assert.deepEqual(retries, { refused: 0, shuttingDown: 0, busy: 0, unread: 1, closed: 0 });
+  assert.equal(failed, 0);
+  assert.equal(events.length, 1);
+  assert.equal(events[0].command, "y");
+  assert.equal(events[0].reason, "unread");
+  assert.ok(events[0].error instanceof ShuttingDownError, String(events[0].error));
+});
+
 Deno.test("TCPClusterClient retries a call whose connection closed after the request only if idempotent", async () => {
   // Connections 0 and 1 read one request and close without an answer.
-  await using fake = fakeServer(async (conn, index) => {
+  await using fake = fakeLines(async (conn, index) => {
     if (index > 1) return await conn.answerAll();
     await conn.requests(1);
   });

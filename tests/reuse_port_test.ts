@@ -9,16 +9,16 @@ import assert from "node:assert/strict";
 import { TCPClient } from "../mod.ts";
 import { TCPClusterClient } from "../cluster.ts";
 import type { commands } from "./fixtures/cluster_handlers.ts";
+import { delay } from "./_helpers.ts";
 import {
   assertNothingLost,
-  delay,
   freePort,
   HOST,
   killAll,
   Load,
+  rollingRestart,
   Runs,
   startServe,
-  waitHealthy,
 } from "./_processes.ts";
 
 Deno.test({
@@ -50,14 +50,10 @@ Deno.test({
     });
     load = new Load(cluster, 4);
     await delay(500);
-    for (let i = 0; i < servers.length; i++) {
-      const before = load.succeeded;
-      assert.equal((await servers[i].stop("SIGTERM")).code, 0);
-      servers[i] = await startServe({ port, runs, reusePort: true });
-      await waitHealthy(port);
-      await delay(1_000);
-      assert.ok(load.succeeded > before, "calls went on during the restart");
-    }
+    await rollingRestart(servers, [port, port], load, {
+      serve: { runs, reusePort: true },
+      pause: 1_000,
+    });
     const report = await load.stop();
     await cluster.close();
     for (const server of servers) assert.equal((await server.stop()).code, 0);
