@@ -37,7 +37,11 @@ export const ErrorCode = {
   MESSAGE_TOO_LARGE: -32003,
   /** The worker running the handler died. */
   WORKER_CRASHED: -32004,
-  /** The connection closed before the call finished (never sent on the wire). */
+  /**
+   * The connection closed before the call finished. Sent on the wire only
+   * for a handler that failed because its client ended the conversation
+   * (its `recv()` rejected and it did not catch that).
+   */
   CONNECTION_CLOSED: -32005,
   /** The peer broke the protocol (never sent on the wire). */
   PROTOCOL_ERROR: -32006,
@@ -328,7 +332,9 @@ export class WorkerCrashedError extends TcpyError {
   }
 }
 /**
- * The connection closed before the call finished (-32005, local only).
+ * The connection closed before the call finished (-32005). A server sends
+ * it only for a handler whose `recv()` failed because the client ended its
+ * side of the connection.
  *
  * @example
  * ```ts

@@ -372,7 +372,9 @@ export class TCPServer {
             "pass the `module` option or set threads: 0",
         );
       }
-      const pool = new WorkerPool({ size: this.#threads, module, commands });
+      // Inline commands never run in a worker, so workers need not find them.
+      const pooled = new Map([...commands].filter(([, cls]) => !cls.inline));
+      const pool = new WorkerPool({ size: this.#threads, module, commands: pooled });
       await pool.start();
       this.#pool = pool;
     }

@@ -109,6 +109,9 @@ interface Running {
 
 type State = "open" | "draining" | "closed";
 
+/** How long a closing connection waits for the client to finish, in ms. */
+const LINGER_MS = 5000;
+
 const BYE_TEXT = `{"jsonrpc":"2.0","method":"${BYE_METHOD}"}`;
 
 function outcomeText(id: JsonRpcId, outcome: Outcome): string {
@@ -130,6 +133,7 @@ export class ServerConnection {
   #splitter: LineSplitter | undefined;
   #state: State = "open";
   #saidBye = false;
+  readonly #inputEnded = Promise.withResolvers<void>();
   #authenticated: boolean;
   readonly #openedAt = Date.now();
   #lastActive = this.#openedAt;
@@ -203,6 +207,8 @@ export class ServerConnection {
       // Reset by the peer, or closed by abort(): either way no more input.
       if (this.#state !== "closed") this.abort();
       return;
+    } finally {
+      this.#inputEnded.resolve();
     }
     // End of input: nobody can answer a recv() any more, but calls in flight
     // still get their replies before the socket closes.
@@ -231,6 +237,21 @@ export class ServerConnection {
     this.#saidBye = true;
     this.#writer.write(BYE_TEXT);
     await this.#writer.drained();
+    // Linger: closing a socket with unread input makes the kernel send a
+    // reset, which can destroy replies not yet delivered. So end our side,
+    // let the client read everything and close, and discard what it still
+    // sends (for at most LINGER_MS).
+    try {
+      await this.#conn.closeWrite();
+    } catch {
+      // Already reset by the peer.
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#inputEnded.promise,
+      new Promise((resolve) => timer = setTimeout(resolve, LINGER_MS)),
+    ]);
+    clearTimeout(timer);
     this.#close();
   }
 
@@ -257,6 +278,7 @@ export class ServerConnection {
   }
 
   #onOversize(limit: number): void {
+    if (this.#saidBye) return;
     const error = wire(
       ErrorCode.MESSAGE_TOO_LARGE,
       `Message too large: the limit is ${limit} bytes; closing the connection`,
