@@ -1,0 +1,53 @@
+/**
+ * Protocol fuzzing over real sockets, inline and with a pool of 2 workers:
+ * hostile bytes in random splits must get well-formed JSON-RPC replies or a
+ * clean close, and leave the server answering and with no connection left.
+ *
+ * The seed is printed; replay a run with `FUZZ_SEED=<seed>` (and one case
+ * with `FUZZ_ONLY=<index>`). `deno task fuzz` runs the same generator longer.
+ */
+import assert from "node:assert/strict";
+import { TCPClient } from "../mod.ts";
+import { delay, startServer } from "./_helpers.ts";
+import { onlyFromEnv, runFuzz, seedFromEnv, summary } from "./fuzz_cases.ts";
+
+const LIMIT = 4096;
+const CASES = 150;
+const seed = seedFromEnv();
+const only = onlyFromEnv();
+
+for (const { name, threads } of [{ name: "inline", threads: 0 }, { name: "pool", threads: 2 }]) {
+  Deno.test(`fuzz (${name}): hostile input gets JSON-RPC replies or a clean close`, async () => {
+    console.log(`fuzz seed ${seed} (replay with FUZZ_SEED=${seed})`);
+    await using server = await startServer({ threads, maxMessageBytes: LIMIT });
+    const stats = await runFuzz({
+      port: server.port,
+      seed,
+      cases: CASES,
+      limit: LIMIT,
+      concurrency: 12,
+      only,
+      first: threads === 0 ? 0 : CASES, // each mode gets its own cases
+    });
+    console.log(`fuzz (${name}): ${summary(stats)}`);
+    assert.deepEqual(stats.violations, [], stats.violations.join("\n"));
+
+    // Every fuzz connection is gone once its client left.
+    const deadline = Date.now() + 5_000;
+    while (server.connections > 0 && Date.now() < deadline) await delay(20);
+    assert.equal(server.connections, 0, "connections left open after the fuzz");
+    assert.equal(server.inFlight, 0);
+
+    // And the server still listens and answers a well-behaved client.
+    assert.equal(server.listening, true);
+    {
+      await using client = new TCPClient({ port: server.port, timeout: 5_000 });
+      assert.deepEqual(await client.execute("add", { x: 20, y: 22 }), {
+        success: true,
+        solution: 42,
+      });
+    }
+    // Inline `sleep` calls of clients that left keep their timer until it fires.
+    await delay(1_100);
+  });
+}
