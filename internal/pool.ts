@@ -37,6 +37,8 @@ const WORKER_URL = new URL("./worker.ts", import.meta.url);
 // worker entry, which it cannot see inside `new Worker(url)`.
 export const embedWorker = (): Promise<unknown> => import("./worker.ts");
 const MAX_RESTART_DELAY = 5_000;
+/** Most calls of one tick sent to the same worker before spreading to the next. */
+const STICKY_BATCH = 16;
 
 class Slot {
   readonly worker: Worker;
@@ -65,6 +67,7 @@ export class WorkerPool implements Executor {
   #nextPing = 1;
   #inFlight = 0;
   #scheduled = false;
+  #sticky: Slot | undefined;
   #closed = false;
   #starting = true;
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
@@ -101,17 +104,15 @@ export class WorkerPool implements Executor {
 
   /** Queues `call` on the least busy worker. */
   run(call: Call): Task {
-    let slot: Slot | undefined;
-    for (const candidate of this.#slots) {
-      if (candidate.dead) continue;
-      if (
-        !slot ||
-        (candidate.ready &&
-          (!slot.ready ||
-            candidate.jobs.size + candidate.abandoned < slot.jobs.size + slot.abandoned))
-      ) {
-        slot = candidate;
-      }
+    // Calls queued in the same tick stick to one worker while it is not much
+    // busier than the least busy one: fewer, bigger postMessage batches.
+    let slot = this.#sticky;
+    if (
+      !slot || slot.dead || !slot.ready || slot.outbox.length >= STICKY_BATCH ||
+      this.#load(slot) > this.#leastLoad() + STICKY_BATCH
+    ) {
+      slot = this.#pick();
+      this.#sticky = slot;
     }
     if (!slot) {
       call.finish({
@@ -150,6 +151,31 @@ export class WorkerPool implements Executor {
         this.#probe(target, call.command);
       },
     };
+  }
+
+  /** Calls running or queued on a worker, including abandoned ones still running. */
+  #load(slot: Slot): number {
+    return slot.jobs.size + slot.abandoned;
+  }
+
+  #leastLoad(): number {
+    let least = Infinity;
+    for (const slot of this.#slots) {
+      if (!slot.dead && slot.ready) least = Math.min(least, this.#load(slot));
+    }
+    return least;
+  }
+
+  /** The least busy worker that has loaded; else any live one (its calls wait for it). */
+  #pick(): Slot | undefined {
+    let best: Slot | undefined;
+    for (const slot of this.#slots) {
+      if (slot.dead) continue;
+      if (
+        !best || (slot.ready && (!best.ready || this.#load(slot) < this.#load(best)))
+      ) best = slot;
+    }
+    return best;
   }
 
   /** Stops every worker; calls still running fail with a shutting-down error. */
@@ -231,6 +257,7 @@ export class WorkerPool implements Executor {
 
   #flush(): void {
     this.#scheduled = false;
+    this.#sticky = undefined;
     for (const slot of this.#slots) this.#flushSlot(slot);
   }
 

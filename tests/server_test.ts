@@ -347,9 +347,10 @@ Deno.test("TCPServer fails only the calls of a worker that dies, and replaces it
     );
     const settled = await Promise.allSettled(bystanders);
     const ok = settled.filter((s) => s.status === "fulfilled").length;
-    // Bystanders on the other worker always succeed; ones queued behind the
-    // killer on its own worker may fail with it, but never hang.
-    assert.ok(ok >= 10, `${ok} of 20 bystanders succeeded`);
+    // Calls of one tick go to one worker in batches of up to 16, so at most
+    // 15 bystanders share the killer's worker and may fail with it (never
+    // hang); the rest ran on the other worker and succeed.
+    assert.ok(ok >= 5, `${ok} of 20 bystanders succeeded`);
     for (const s of settled) {
       if (s.status === "rejected") assert.ok(s.reason instanceof WorkerCrashedError);
     }
