@@ -62,7 +62,7 @@ import type { Commands, HandlerClass, ParamsOf, ResultOf } from "./handler.ts";
 import { TCPClient, type TCPClientOptions } from "./client.ts";
 import { TCPServer, type TCPServerOptions } from "./server.ts";
 import type { Channel } from "./internal/channel.ts";
-import { clientGone, encodeSent } from "./internal/executor.ts";
+import { clientGone, jsonSender } from "./internal/executor.ts";
 import { Inbox } from "./internal/inbox.ts";
 import { isHandlerClass } from "./internal/resolve.ts";
 import { type Outcome, runHandler } from "./internal/run_handler.ts";
@@ -344,14 +344,7 @@ export async function testHandler<C extends HandlerClass>(
   const sent: unknown[] = [];
   let read = 0;
   const channel: Channel = {
-    send(data) {
-      try {
-        sent.push(JSON.parse(encodeSent(data)));
-        return Promise.resolve();
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    },
+    send: jsonSender((json) => sent.push(JSON.parse(json))),
     recv() {
       if (read < script.length) return Promise.resolve(script[read++]);
       return Promise.reject(
@@ -420,14 +413,7 @@ export function callHandler<C extends HandlerClass>(
   const toHandler = new Inbox();
   const toClient = new Inbox();
   const channel: Channel = {
-    send(data) {
-      try {
-        toClient.push(JSON.parse(encodeSent(data)));
-        return Promise.resolve();
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    },
+    send: jsonSender((json) => toClient.push(JSON.parse(json))),
     recv: () => toHandler.recv(),
   };
   const result = run(handler, request, channel).finally(() => {
@@ -438,14 +424,7 @@ export function callHandler<C extends HandlerClass>(
   result.catch(() => {});
   return {
     result,
-    send(data) {
-      try {
-        toHandler.push(JSON.parse(encodeSent(data)));
-        return Promise.resolve();
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    },
+    send: jsonSender((json) => toHandler.push(JSON.parse(json))),
     recv: <T>() => toClient.recv() as Promise<T>,
     close: () => toHandler.close(clientGone()),
   };

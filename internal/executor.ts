@@ -61,6 +61,21 @@ export function encodeSent(data: unknown): string {
   return json;
 }
 
+/**
+ * A channel's `send`: encodes the data as JSON and hands the text to
+ * `deliver`, rejecting (not throwing) what JSON cannot carry.
+ */
+export function jsonSender(deliver: (json: string) => void): (data: unknown) => Promise<void> {
+  return (data) => {
+    try {
+      deliver(encodeSent(data));
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
+}
+
 /** Runs handlers on the main event loop: no hop, no copy. */
 export class InlineExecutor implements Executor {
   /** Always 0: inline calls run at once and are bounded per connection. */
@@ -72,14 +87,7 @@ export class InlineExecutor implements Executor {
     const mailbox = () => (inbox ??= new Inbox());
     const channel = call.conversational
       ? {
-        send(data: unknown): Promise<void> {
-          try {
-            call.send(encodeSent(data));
-            return Promise.resolve();
-          } catch (error) {
-            return Promise.reject(error);
-          }
-        },
+        send: jsonSender((json) => call.send(json)),
         recv: () => mailbox().recv(),
       }
       : undefined;

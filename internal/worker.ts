@@ -8,7 +8,7 @@
 
 import { ConnectionClosedError } from "../errors.ts";
 import type { HandlerClass } from "../handler.ts";
-import { encodeSent } from "./executor.ts";
+import { jsonSender } from "./executor.ts";
 import { Inbox } from "./inbox.ts";
 import { importHandlers, resolveCommands } from "./resolve.ts";
 import { type Outcome, runHandler } from "./run_handler.ts";
@@ -83,14 +83,7 @@ function run(job: number, command: string, params: unknown, talk: boolean): void
   };
   const channel = talk
     ? {
-      send(data: unknown): Promise<void> {
-        try {
-          post({ t: "send", job, json: encodeSent(data) });
-          return Promise.resolve();
-        } catch (error) {
-          return Promise.reject(error);
-        }
-      },
+      send: jsonSender((json) => post({ t: "send", job, json })),
       recv: () => mailbox().recv(),
     }
     : undefined;
