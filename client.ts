@@ -416,7 +416,10 @@ export class TCPClient<C extends Commands = Commands> {
     this.#watch(id, pending, options);
     this.#conn?.ref();
     this.connect().then(
-      () => this.#writer?.write(line),
+      // A call that timed out or was aborted while connecting is not sent.
+      () => {
+        if (this.#pending.has(id)) this.#writer?.write(line);
+      },
       (error) => this.#settle(id, { error }),
     );
     return call;

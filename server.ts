@@ -281,6 +281,7 @@ export class TCPServer {
   #address: ListenAddress | undefined;
   #pool: WorkerPool | undefined;
   #accepting: Promise<void> | undefined;
+  #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
   /**
@@ -358,9 +359,20 @@ export class TCPServer {
       // A worker is importing this module to find handler classes: no socket.
       return { hostname: this.#host, port: this.#port };
     }
-    if (this.#listener || this.#closing) {
+    if (this.#starting || this.#closing) {
       throw new Error("Cannot listen: this server was already started");
     }
+    const starting = Promise.withResolvers<void>();
+    starting.promise.catch(() => {});
+    this.#starting = starting.promise;
+    try {
+      return await this.#start();
+    } finally {
+      starting.resolve();
+    }
+  }
+
+  async #start(): Promise<ListenAddress> {
     const commands = checkCommands(this.commands);
     const options = this.#options;
     const needsPool = this.#threads > 0 && [...commands.values()].some((cls) => !cls.inline);
@@ -376,6 +388,10 @@ export class TCPServer {
       const pooled = new Map([...commands].filter(([, cls]) => !cls.inline));
       const pool = new WorkerPool({ size: this.#threads, module, commands: pooled });
       await pool.start();
+      if (this.#closing) {
+        await pool.close();
+        throw new Error("Cannot listen: the server was closed while it started");
+      }
       this.#pool = pool;
     }
     let listener: Deno.Listener;
@@ -472,6 +488,8 @@ export class TCPServer {
   }
 
   async #shutdown(): Promise<void> {
+    // A listen() in progress sees #closing once its workers are up, and stops.
+    await this.#starting;
     if (!this.#listener) return;
     try {
       this.#listener.close();

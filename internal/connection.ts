@@ -133,6 +133,8 @@ export class ServerConnection {
   #splitter: LineSplitter | undefined;
   #state: State = "open";
   #saidBye = false;
+  #draining: Promise<void> | undefined;
+  #refused = false;
   readonly #inputEnded = Promise.withResolvers<void>();
   #authenticated: boolean;
   readonly #openedAt = Date.now();
@@ -220,12 +222,19 @@ export class ServerConnection {
    * Stops taking new calls (they are answered with `reason`), waits for the
    * calls in flight and their replies, then closes the socket.
    */
-  async drain(reason?: WireError): Promise<void> {
-    if (this.#state === "closed") return;
+  drain(reason?: WireError): Promise<void> {
+    if (this.#state === "closed") return Promise.resolve();
     if (this.#state === "open") {
       this.#state = "draining";
       if (reason) this.#drainReason = reason;
     }
+    // One drain for every caller (serve, the sweeper, the server's close):
+    // none may return while another still holds the socket.
+    this.#draining ??= this.#drainOnce();
+    return this.#draining;
+  }
+
+  async #drainOnce(): Promise<void> {
     if (this.#active.size > 0) {
       this.#idle ??= Promise.withResolvers();
       await this.#idle.promise;
@@ -278,7 +287,13 @@ export class ServerConnection {
   }
 
   #onOversize(limit: number): void {
-    if (this.#saidBye) return;
+    if (this.#saidBye || this.#refused) return;
+    if (!this.#authenticated) {
+      this.#refuse(
+        `Unauthorized: the first message must be ${AUTH_METHOD}, in at most ${limit} bytes`,
+      );
+      return;
+    }
     const error = wire(
       ErrorCode.MESSAGE_TOO_LARGE,
       `Message too large: the limit is ${limit} bytes; closing the connection`,
@@ -288,7 +303,7 @@ export class ServerConnection {
   }
 
   #onLine(bytes: Uint8Array): void {
-    if (this.#state === "closed" || this.#saidBye) return;
+    if (this.#state === "closed" || this.#saidBye || this.#refused) return;
     if (this.#ctx.idleTimeout > 0) this.#lastActive = Date.now();
     if (!this.#authenticated) {
       this.#authenticate(bytes);
@@ -339,6 +354,8 @@ export class ServerConnection {
 
   /** Answers with an authentication error (id null), then closes once it is written. */
   #refuse(message: string): void {
+    if (this.#refused) return;
+    this.#refused = true;
     this.#single.add(errorText(null, wire(ErrorCode.UNAUTHORIZED, message)));
     this.#state = "draining";
     this.#writer.drained().then(() => this.abort());

@@ -84,16 +84,29 @@ export class InlineExecutor implements Executor {
   /** Runs the handler now; sync handlers finish before `run` returns. */
   run(call: Call): Task {
     let inbox: Inbox | undefined;
-    const mailbox = () => (inbox ??= new Inbox());
+    let ended = false;
+    const mailbox = () => {
+      if (!inbox) {
+        inbox = new Inbox();
+        if (ended) inbox.close(callEnded());
+      }
+      return inbox;
+    };
     const channel = call.conversational
       ? {
         send: jsonSender((json) => call.send(json)),
         recv: () => mailbox().recv(),
       }
       : undefined;
+    const finish = (o: Outcome) => {
+      // A recv() after the call ended (a detached loop) fails instead of hanging.
+      ended = true;
+      inbox?.close(callEnded());
+      call.finish(o);
+    };
     const outcome = runHandler(call.handler, call.params, channel);
-    if (outcome instanceof Promise) outcome.then((o) => call.finish(o));
-    else call.finish(outcome);
+    if (outcome instanceof Promise) outcome.then(finish);
+    else finish(outcome);
     // A handler on the main thread cannot be stopped: abandoning it only
     // fails its pending recv(); its late result is dropped by the connection.
     return {
@@ -107,6 +120,11 @@ export class InlineExecutor implements Executor {
   close(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/** The error a `recv()` sees after its call has ended. */
+export function callEnded(): Error {
+  return new ConnectionClosedError("The call has ended");
 }
 
 /** The error a handler's `recv()` sees when its client has gone. */

@@ -344,7 +344,9 @@ export class WorkerPool implements Executor {
 
   /** Puts a new worker in a dead one's place; backs off while starts keep failing. */
   #replace(old: Slot, failures: number): void {
-    if (this.#closed || this.#starting || this.#slots[old.index] !== old) return;
+    if (this.#closed || this.#slots[old.index] !== old) return;
+    // During start() a worker that never loaded fails start() itself.
+    if (this.#starting && !old.ready) return;
     const delay = failures === 0 ? 0 : Math.min(MAX_RESTART_DELAY, 100 * 2 ** (failures - 1));
     const respawn = () => {
       this.#timers.delete(timer);

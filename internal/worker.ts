@@ -8,7 +8,7 @@
 
 import { ConnectionClosedError } from "../errors.ts";
 import type { HandlerClass } from "../handler.ts";
-import { jsonSender } from "./executor.ts";
+import { callEnded, jsonSender } from "./executor.ts";
 import { Inbox } from "./inbox.ts";
 import { importHandlers, resolveCommands } from "./resolve.ts";
 import { type Outcome, runHandler } from "./run_handler.ts";
@@ -70,21 +70,18 @@ async function init(message: InitMessage): Promise<void> {
 }
 
 function done(job: number, outcome: Outcome): void {
+  inboxes.get(job)?.close(callEnded());
   inboxes.delete(job);
   post({ t: "done", job, outcome });
 }
 
 function run(job: number, command: string, params: unknown, talk: boolean): void {
   const cls = commands!.get(command)!;
-  const mailbox = () => {
-    let inbox = inboxes.get(job);
-    if (!inbox) inboxes.set(job, inbox = new Inbox());
-    return inbox;
-  };
   const channel = talk
     ? {
       send: jsonSender((json) => post({ t: "send", job, json })),
-      recv: () => mailbox().recv(),
+      // After the call ended its inbox is gone: a late recv() fails at once.
+      recv: () => inboxes.get(job)?.recv() ?? Promise.reject(callEnded()),
     }
     : undefined;
   if (talk) inboxes.set(job, new Inbox());

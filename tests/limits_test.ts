@@ -9,8 +9,10 @@ import {
   ErrorCode,
   ServerBusyError,
   TCPClient,
+  TCPServer,
 } from "../mod.ts";
-import { delay, RawClient, startServer } from "./_helpers.ts";
+import { delay, fakeServer, FIXTURES, RawClient, startServer } from "./_helpers.ts";
+import { commands } from "./fixtures/handlers.ts";
 
 type Reply = { id: unknown; result?: unknown; error?: { code: number; message: string } };
 
@@ -214,7 +216,7 @@ Deno.test("secret: only a connection that sends tcpy.auth first with the secret 
   const big = await RawClient.connect(server.port);
   try {
     await big.write("z".repeat(10_000));
-    assert.equal((await big.read() as Reply).error?.code, ErrorCode.MESSAGE_TOO_LARGE);
+    assert.equal((await big.read() as Reply).error?.code, ErrorCode.UNAUTHORIZED);
     const started = Date.now();
     const reply = await silent.read(2000) as Reply;
     assert.equal(reply.error?.code, ErrorCode.UNAUTHORIZED);
@@ -357,4 +359,55 @@ Deno.test("the accept loop survives running out of file descriptors and recovers
     const stderr = await new Response(child.stderr).text();
     assert.equal(status.code, 0, stderr);
   }
+});
+
+Deno.test("close() during listen() stops the server: listen rejects and nothing is left running", async () => {
+  const server = new TCPServer({
+    host: "127.0.0.1",
+    port: 0,
+    threads: 1,
+    commands,
+    module: FIXTURES,
+    onListen() {},
+  });
+  const listening = server.listen();
+  await server.close();
+  await assert.rejects(listening, /closed while it started/);
+  assert.equal(server.listening, false);
+  await assert.rejects(server.listen(), /already started/);
+});
+
+Deno.test("secret: an oversized or repeated unauthenticated message gets one -32008, then close", async () => {
+  await using server = await startServer({ threads: 0, secret: "s3cret" });
+  for (const first of ["z".repeat(10_000) + "\n", "a\nb\nc\n"]) {
+    const raw = await RawClient.connect(server.port);
+    try {
+      await raw.write(first);
+      assert.equal((await raw.read() as Reply).error?.code, ErrorCode.UNAUTHORIZED);
+      assert.equal(await raw.read(), undefined, "nothing after the refusal");
+    } finally {
+      raw.close();
+    }
+  }
+});
+
+Deno.test("TCPClient does not send a call that was aborted while it connected", async () => {
+  const seen: string[] = [];
+  await using fake = fakeServer(async (conn) => {
+    const buf = new Uint8Array(4096);
+    const n = await conn.read(buf);
+    if (n) seen.push(new TextDecoder().decode(buf.subarray(0, n)));
+    await delay(100);
+  });
+  await using client = new TCPClient({ port: fake.port });
+  const controller = new AbortController();
+  const call = client.execute("charge", { amount: 5 }, { signal: controller.signal });
+  controller.abort(new Error("changed my mind"));
+  await assert.rejects(call, /changed my mind/);
+  const other = client.execute("other");
+  await delay(50);
+  assert.ok(seen.join("").includes('"other"'));
+  assert.ok(!seen.join("").includes('"charge"'), seen.join(""));
+  await client.disconnect();
+  await other.catch(() => {});
 });
