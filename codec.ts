@@ -123,11 +123,84 @@ export function decodeLine(line: Uint8Array): unknown {
       throw new ParseError("Parse error: message is not valid UTF-8", { cause });
     }
   }
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (cause) {
     throw new ParseError(`Parse error: ${(cause as Error).message}`, { cause });
   }
+  if (hasInexactId(value)) value = JSON.parse(text, keepIdText);
+  return value;
+}
+
+/**
+ * Source text of ids that a JSON number cannot hold exactly (above 2^53),
+ * by the object that holds them. JSON-RPC requires a reply to carry the same
+ * id, so such an id is echoed from its text, never from the rounded number.
+ */
+const idTexts = new WeakMap<object, string>();
+
+function inexact(id: unknown): boolean {
+  return typeof id === "number" && !Number.isSafeInteger(id);
+}
+
+/** Whether a request (or batch element, or its message params) has an inexact numeric id. */
+function hasInexactId(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(hasInexactId);
+  if (typeof value !== "object" || value === null) return false;
+  const { id, params } = value as { id?: unknown; params?: { id?: unknown } };
+  return inexact(id) ||
+    (typeof params === "object" && params !== null && inexact(params.id));
+}
+
+// Only used for the rare message found by hasInexactId: a reviver makes
+// JSON.parse several times slower.
+function keepIdText(
+  this: object,
+  key: string,
+  value: unknown,
+  context?: { source?: string },
+): unknown {
+  if (key === "id" && inexact(value) && context?.source) idTexts.set(this, context.source);
+  return value;
+}
+
+/**
+ * The id of `holder` (a request, or `tcpy.message` params) exactly as the
+ * client wrote it: a safe number as is, a larger one as raw JSON text.
+ */
+function exactId(holder: object, id: JsonRpcId): JsonRpcId {
+  if (!inexact(id)) return id;
+  const text = idTexts.get(holder);
+  return text === undefined ? id : (JSON as unknown as RawJson).rawJSON(text) as never;
+}
+
+interface RawJson {
+  rawJSON(text: string): object;
+  isRawJSON(value: unknown): boolean;
+}
+
+/**
+ * A key for matching ids: the id itself, or for an id kept as raw text
+ * (see {@linkcode decodeLine}) its exact value as a `bigint`, so two parses
+ * of the same large id match and two different ones never do.
+ *
+ * @param id An id from {@linkcode parseIncoming} or {@linkcode parseMessageParams}.
+ * @returns A value to use as a `Map` key.
+ *
+ * @example
+ * ```ts
+ * import { decodeLine, idKey, parseIncoming } from "./codec.ts";
+ * const line = new TextEncoder().encode('{"jsonrpc":"2.0","id":9007199254740993,"method":"a"}');
+ * const msg = parseIncoming(decodeLine(line));
+ * if (msg.kind !== "call") throw new Error("expected a call");
+ * if (idKey(msg.id) !== 9007199254740993n) throw new Error("id was rounded");
+ * ```
+ */
+export function idKey(id: JsonRpcId): JsonRpcId | bigint {
+  if (typeof id !== "object" || id === null) return id;
+  const text = (id as { rawJSON: string }).rawJSON;
+  return /^-?\d+$/.test(text) ? BigInt(text) : Number(text);
 }
 
 /**
@@ -186,7 +259,7 @@ export function parseIncoming(value: unknown): Incoming {
   if (id !== undefined && !isId(id)) {
     return invalid(null, "Invalid request: id must be a string, a number or null");
   }
-  const replyId = id ?? null;
+  const replyId = id === undefined ? null : exactId(value, id);
   if (value.jsonrpc !== "2.0") return invalid(replyId, 'Invalid request: jsonrpc must be "2.0"');
   const method = value.method;
   if (typeof method !== "string") {
@@ -201,7 +274,7 @@ export function parseIncoming(value: unknown): Incoming {
   }
   return id === undefined
     ? { kind: "notification", method, params }
-    : { kind: "call", id, method, params };
+    : { kind: "call", id: exactId(value, id), method, params };
 }
 
 /**
@@ -333,7 +406,7 @@ export function messageText(id: JsonRpcId, dataJson: string): string {
  */
 export function parseMessageParams(params: unknown): { id: JsonRpcId; data: unknown } | undefined {
   if (!isObject(params) || !isId(params.id) || !Object.hasOwn(params, "data")) return undefined;
-  return { id: params.id, data: params.data };
+  return { id: exactId(params, params.id), data: params.data };
 }
 
 /**
@@ -350,6 +423,9 @@ export function parseMessageParams(params: unknown): { id: JsonRpcId; data: unkn
  * ```
  */
 export function toJson(value: unknown): string | Error {
+  if (typeof value === "function" || typeof value === "symbol") {
+    return new TypeError(`a ${typeof value} is not a JSON value`);
+  }
   try {
     return JSON.stringify(value) ?? "null";
   } catch (error) {

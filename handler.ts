@@ -4,7 +4,8 @@
  * @module
  */
 
-import { CHANNEL, type Channel } from "./internal/channel.ts";
+import { CHANNEL, type Channel, SIGNAL } from "./internal/channel.ts";
+import { CallTimeoutError } from "./errors.ts";
 import type { Params } from "./codec.ts";
 
 /**
@@ -115,6 +116,24 @@ export type ParamsOf<H> = H extends new (params: infer P) => unknown ? P : never
  */
 export type ResultOf<H> = H extends new (params: never) => { execute(): infer R } ? Awaited<R>
   : unknown;
+
+/**
+ * Options of {@linkcode TCPHandler.recv}.
+ *
+ * @example
+ * ```ts
+ * import type { RecvOptions } from "./handler.ts";
+ * const options: RecvOptions = { timeout: 5_000 };
+ * ```
+ */
+export interface RecvOptions {
+  /** Reject with `CallTimeoutError` if nothing arrives within this many ms. */
+  timeout?: number;
+  /** Stop waiting when this signal aborts (rejects with its reason). */
+  signal?: AbortSignal;
+}
+
+const NEVER = new AbortController().signal;
 
 /**
  * Base class of every handler. The server creates one instance per call with
@@ -249,10 +268,46 @@ export abstract class TCPHandler<P extends Params = Params, R = unknown> {
    * @returns The data.
    * @throws {TypeError} If the handler is not running in a call that can
    *   converse.
+   * @param options A timeout and/or a signal to stop waiting.
    * @throws {ConnectionClosedError} If the client went away.
+   * @throws {CallTimeoutError} If `options.timeout` passed first.
    */
-  recv<T = unknown>(): Promise<T> {
-    return this.#channel("recv").recv() as Promise<T>;
+  recv<T = unknown>(options: RecvOptions = {}): Promise<T> {
+    const channel = this.#channel("recv");
+    const { timeout, signal } = options;
+    if (timeout === undefined) return channel.recv(signal) as Promise<T>;
+    if (!Number.isSafeInteger(timeout) || timeout < 0) {
+      throw new RangeError(`Cannot recv(): timeout must be a whole number of ms, got ${timeout}`);
+    }
+    const timer = new AbortController();
+    const id = setTimeout(
+      () => timer.abort(new CallTimeoutError(`recv() timed out after ${timeout} ms`)),
+      timeout,
+    );
+    const wait = signal ? AbortSignal.any([signal, timer.signal]) : timer.signal;
+    return (channel.recv(wait) as Promise<T>).finally(() => clearTimeout(id));
+  }
+
+  /**
+   * Aborted when the call is given up on: its client went away, it ran past
+   * the server's handler timeout, or the client sent more than it reads.
+   * Pass it to `fetch`, timers or your own loops to stop work nobody waits
+   * for. Never aborted for a handler constructed by hand.
+   *
+   * @example Stopping a loop when the caller is gone
+   * ```ts
+   * import { TCPHandler } from "./handler.ts";
+   * class Count extends TCPHandler {
+   *   async execute() {
+   *     let n = 0;
+   *     while (!this.signal.aborted && n < 3) n++;
+   *     return this.success({ n });
+   *   }
+   * }
+   * ```
+   */
+  get signal(): AbortSignal {
+    return (this as { [SIGNAL]?: () => AbortSignal })[SIGNAL]?.() ?? NEVER;
   }
 
   #channel(what: string): Channel {

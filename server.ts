@@ -10,7 +10,8 @@ import { errorText, RESERVED_PREFIX } from "./codec.ts";
 import { ErrorCode } from "./errors.ts";
 import type { Commands, HandlerClass } from "./handler.ts";
 import { type ConnectionContext, ServerConnection } from "./internal/connection.ts";
-import { InlineExecutor } from "./internal/executor.ts";
+import { type CallLimits, InlineExecutor } from "./internal/executor.ts";
+import { guardThread } from "./internal/guard.ts";
 import { WorkerPool } from "./internal/pool.ts";
 import { isHandlerClass, loadingRegistry } from "./internal/resolve.ts";
 
@@ -145,6 +146,47 @@ export interface TCPServerOptions {
    */
   maxOutputBytes?: number;
   /**
+   * Largest reply line the server writes, in bytes: a result (or a batch's
+   * replies together) that would be larger is answered with -32603 instead,
+   * and a handler's `send()` of a larger message rejects. The same as the
+   * default client's `maxMessageBytes`, so a server never builds a reply its
+   * own client would refuse.
+   *
+   * @default {1048576}
+   */
+  maxReplyBytes?: number;
+  /**
+   * Most conversation messages a call may hold that its handler has not
+   * `recv()`-ed. A client sending more has the call answered with -32001
+   * and ended (the handler's `recv()` rejects, its `signal` aborts).
+   *
+   * @default {1024}
+   */
+  maxUnreadMessages?: number;
+  /**
+   * Most bytes of conversation messages a call may hold unread; past it,
+   * as for `maxUnreadMessages`.
+   *
+   * @default {4194304}
+   */
+  maxUnreadBytes?: number;
+  /**
+   * A request line must be complete this many milliseconds after its first
+   * byte arrived, or the connection is answered with -32600 and closed
+   * (a client dripping a line would otherwise hold its buffer forever).
+   * 0: never.
+   *
+   * @default {30000}
+   */
+  messageTimeout?: number;
+  /**
+   * How long a closing connection waits for the client to read its last
+   * replies and close, in ms, before the socket is closed anyway.
+   *
+   * @default {5000}
+   */
+  linger?: number;
+  /**
    * A call still running after this many milliseconds is answered with
    * -32002 and abandoned. A handler on the main thread cannot be stopped;
    * a worker that stops answering is written off and replaced (see the
@@ -207,13 +249,85 @@ export interface TCPServerOptions {
   onListen?: (address: ListenAddress) => void;
 }
 
-function integer(name: string, value: number, min: number, max: number, what: string): number {
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new RangeError(
-      `Cannot create TCPServer with ${name} ${value}: ${name} must be an integer from ${min} to ${max}${what}`,
-    );
+/** Every option with its default filled in: the one place defaults live. */
+export type ResolvedServerOptions =
+  & Required<Omit<TCPServerOptions, "commands" | "module" | "tls" | "secret" | "onListen">>
+  & Pick<TCPServerOptions, "module" | "tls" | "secret" | "onListen">;
+
+/** The defaults of {@linkcode TCPServerOptions}. */
+export const SERVER_DEFAULTS: Readonly<
+  Omit<ResolvedServerOptions, "module" | "tls" | "secret" | "onListen">
+> = {
+  host: "localhost",
+  port: 7272,
+  threads: 4,
+  maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  maxBatchLength: 1000,
+  gracePeriod: 10_000,
+  maxConnections: 10_000,
+  maxInFlight: 1024,
+  maxPendingCalls: 16_384,
+  maxOutputBytes: 4 * 1024 * 1024,
+  maxReplyBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  maxUnreadMessages: 1024,
+  maxUnreadBytes: 4 * 1024 * 1024,
+  messageTimeout: 30_000,
+  linger: 5_000,
+  handlerTimeout: 60_000,
+  writeTimeout: 30_000,
+  idleTimeout: 0,
+  authTimeout: 5_000,
+  reusePort: false,
+};
+
+const MS = 2 ** 31 - 1;
+/** Range of each numeric option: [min, max, note for the error message]. */
+const RANGES: Record<string, [number, number, string]> = {
+  port: [0, 65535, ""],
+  threads: [0, 256, " (0 runs handlers inline)"],
+  maxMessageBytes: [1, 2 ** 30, ""],
+  maxBatchLength: [1, 1_000_000, ""],
+  gracePeriod: [0, MS, " ms"],
+  maxConnections: [1, 2 ** 24, ""],
+  maxInFlight: [1, 2 ** 24, ""],
+  maxPendingCalls: [1, 2 ** 24, ""],
+  maxOutputBytes: [1, 2 ** 30, ""],
+  maxReplyBytes: [1, 2 ** 30, ""],
+  maxUnreadMessages: [1, 2 ** 24, ""],
+  maxUnreadBytes: [1, 2 ** 30, ""],
+  messageTimeout: [0, MS, " ms (0: never)"],
+  linger: [0, MS, " ms"],
+  handlerTimeout: [0, MS, " ms (0: never)"],
+  writeTimeout: [0, MS, " ms (0: never)"],
+  idleTimeout: [0, MS, " ms (0: never)"],
+  authTimeout: [1, MS, " ms"],
+};
+
+/** Fills in defaults and checks every option once. */
+function resolveOptions(options: TCPServerOptions): ResolvedServerOptions {
+  const resolved = { ...SERVER_DEFAULTS } as ResolvedServerOptions;
+  for (const [key, value] of Object.entries(options)) {
+    if (value !== undefined && key !== "commands") {
+      (resolved as Record<string, unknown>)[key] = value;
+    }
   }
-  return value;
+  if (typeof resolved.host !== "string" || resolved.host === "") {
+    throw new TypeError("Cannot create TCPServer: host must be a non-empty string");
+  }
+  for (const [name, [min, max, note]] of Object.entries(RANGES)) {
+    const value = resolved[name as keyof typeof RANGES & keyof ResolvedServerOptions] as number;
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      throw new RangeError(
+        `Cannot create TCPServer with ${name} ${value}: ${name} must be an integer from ${min} to ${max}${note}`,
+      );
+    }
+  }
+  if (
+    resolved.secret !== undefined && (typeof resolved.secret !== "string" || !resolved.secret)
+  ) {
+    throw new TypeError("Cannot create TCPServer: secret must be a non-empty string");
+  }
+  return resolved;
 }
 
 function checkCommands(commands: Commands): Map<string, HandlerClass> {
@@ -270,10 +384,7 @@ function checkCommands(commands: Commands): Map<string, HandlerClass> {
 export class TCPServer {
   /** Command name → handler class; read when `listen()` is called. */
   commands: Commands;
-  readonly #host: string;
-  readonly #port: number;
-  readonly #threads: number;
-  readonly #options: TCPServerOptions;
+  readonly #options: ResolvedServerOptions;
   readonly #connections = new Set<ServerConnection>();
   readonly #serving = new Set<Promise<void>>();
   #listener: Deno.Listener | undefined;
@@ -292,51 +403,24 @@ export class TCPServer {
    * @throws {TypeError} If `host` is empty.
    */
   constructor(options: TCPServerOptions = {}) {
-    this.#options = options;
-    this.#host = options.host ?? "localhost";
-    if (typeof this.#host !== "string" || this.#host === "") {
-      throw new TypeError("Cannot create TCPServer: host must be a non-empty string");
-    }
-    this.#port = integer("port", options.port ?? 7272, 0, 65535, "");
-    this.#threads = integer("threads", options.threads ?? 4, 0, 256, " (0 runs handlers inline)");
-    integer(
-      "maxMessageBytes",
-      options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-      1,
-      2 ** 30,
-      "",
-    );
-    integer("maxBatchLength", options.maxBatchLength ?? 1000, 1, 1_000_000, "");
-    const ms = 2 ** 31 - 1;
-    integer("gracePeriod", options.gracePeriod ?? 10_000, 0, ms, " ms");
-    integer("maxConnections", options.maxConnections ?? 10_000, 1, 2 ** 24, "");
-    integer("maxInFlight", options.maxInFlight ?? 1024, 1, 2 ** 24, "");
-    integer("maxPendingCalls", options.maxPendingCalls ?? 16_384, 1, 2 ** 24, "");
-    integer("maxOutputBytes", options.maxOutputBytes ?? 4 * 1024 * 1024, 1, 2 ** 30, "");
-    integer("handlerTimeout", options.handlerTimeout ?? 60_000, 0, ms, " ms (0: never)");
-    integer("writeTimeout", options.writeTimeout ?? 30_000, 0, ms, " ms (0: never)");
-    integer("idleTimeout", options.idleTimeout ?? 0, 0, ms, " ms (0: never)");
-    integer("authTimeout", options.authTimeout ?? 5_000, 1, ms, " ms");
-    if (options.secret !== undefined && (typeof options.secret !== "string" || !options.secret)) {
-      throw new TypeError("Cannot create TCPServer: secret must be a non-empty string");
-    }
+    this.#options = resolveOptions(options);
     this.commands = options.commands ?? {};
     loadingRegistry()?.servers.push(this);
   }
 
   /** The host the server binds. */
   get host(): string {
-    return this.#address?.hostname ?? this.#host;
+    return this.#address?.hostname ?? this.#options.host;
   }
 
   /** The port: the one asked for, or the real one once listening. */
   get port(): number {
-    return this.#address?.port ?? this.#port;
+    return this.#address?.port ?? this.#options.port;
   }
 
   /** The number of worker threads (0: handlers run inline). */
   get threads(): number {
-    return this.#threads;
+    return this.#options.threads;
   }
 
   /** Whether the server is listening. */
@@ -357,7 +441,7 @@ export class TCPServer {
   async listen(): Promise<ListenAddress> {
     if (loadingRegistry()) {
       // A worker is importing this module to find handler classes: no socket.
-      return { hostname: this.#host, port: this.#port };
+      return { hostname: this.#options.host, port: this.#options.port };
     }
     if (this.#starting || this.#closing) {
       throw new Error("Cannot listen: this server was already started");
@@ -374,8 +458,14 @@ export class TCPServer {
 
   async #start(): Promise<ListenAddress> {
     const commands = checkCommands(this.commands);
+    // Handlers' stray rejections and timer errors must not end the server.
+    guardThread();
     const options = this.#options;
-    const needsPool = this.#threads > 0 && [...commands.values()].some((cls) => !cls.inline);
+    const needsPool = options.threads > 0 && [...commands.values()].some((cls) => !cls.inline);
+    const limits: CallLimits = {
+      unread: { messages: options.maxUnreadMessages, bytes: options.maxUnreadBytes },
+      maxSendBytes: options.maxReplyBytes,
+    };
     if (needsPool) {
       const module = options.module?.toString() ?? Deno.mainModule;
       if (!module) {
@@ -386,7 +476,7 @@ export class TCPServer {
       }
       // Inline commands never run in a worker, so workers need not find them.
       const pooled = new Map([...commands].filter(([, cls]) => !cls.inline));
-      const pool = new WorkerPool({ size: this.#threads, module, commands: pooled });
+      const pool = new WorkerPool({ size: options.threads, module, commands: pooled, limits });
       await pool.start();
       if (this.#closing) {
         await pool.close();
@@ -407,22 +497,37 @@ export class TCPServer {
     const context: ConnectionContext = {
       commands,
       pool: this.#pool,
-      inline: new InlineExecutor(),
-      maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-      maxBatchLength: options.maxBatchLength ?? 1000,
-      maxInFlight: options.maxInFlight ?? 1024,
-      maxPendingCalls: options.maxPendingCalls ?? 16_384,
-      maxOutputBytes: options.maxOutputBytes ?? 4 * 1024 * 1024,
-      handlerTimeout: options.handlerTimeout ?? 60_000,
-      writeTimeout: options.writeTimeout ?? 30_000,
-      idleTimeout: options.idleTimeout ?? 0,
+      inline: new InlineExecutor(limits),
+      maxMessageBytes: options.maxMessageBytes,
+      maxBatchLength: options.maxBatchLength,
+      maxInFlight: options.maxInFlight,
+      maxPendingCalls: options.maxPendingCalls,
+      maxOutputBytes: options.maxOutputBytes,
+      // Far past the point where reading pauses: room for one largest reply
+      // on top, so a client that keeps reading is never cut.
+      cutOutputBytes: Math.max(
+        4 * options.maxOutputBytes,
+        options.maxOutputBytes + 2 * options.maxReplyBytes,
+      ),
+      maxReplyBytes: options.maxReplyBytes,
+      messageTimeout: options.messageTimeout,
+      shares: { holders: 0 },
+      handlerTimeout: options.handlerTimeout,
+      writeTimeout: options.writeTimeout,
+      idleTimeout: options.idleTimeout,
+      linger: options.linger,
       auth: options.secret === undefined ? undefined : {
         secret: new TextEncoder().encode(options.secret),
-        timeout: options.authTimeout ?? 5_000,
+        timeout: options.authTimeout,
         maxMessageBytes: AUTH_MAX_MESSAGE_BYTES,
       },
     };
-    const deadlines = [context.handlerTimeout, context.writeTimeout, context.idleTimeout]
+    const deadlines = [
+      context.handlerTimeout,
+      context.writeTimeout,
+      context.idleTimeout,
+      context.messageTimeout,
+    ]
       .concat(context.auth ? [context.auth.timeout] : []).filter((t) => t > 0);
     if (deadlines.length > 0) {
       // One timer per server, not one per call: the hot path only stamps times.
@@ -475,16 +580,24 @@ export class TCPServer {
 
   #bind(): Deno.Listener {
     const { tls, reusePort } = this.#options;
-    const base = {
-      hostname: this.#host,
-      port: this.#port,
-      ...(reusePort ? { reusePort: true } : {}),
-    };
-    if (!tls) return Deno.listen({ ...base, transport: "tcp" });
-    const pem = "certFile" in tls
-      ? { cert: Deno.readTextFileSync(tls.certFile), key: Deno.readTextFileSync(tls.keyFile) }
-      : { cert: tls.cert, key: tls.key };
-    return Deno.listenTls({ ...base, ...pem });
+    const { host, port } = this.#options;
+    const base = { hostname: host, port, ...(reusePort ? { reusePort: true } : {}) };
+    try {
+      if (!tls) return Deno.listen({ ...base, transport: "tcp" });
+      const pem = "certFile" in tls
+        ? { cert: Deno.readTextFileSync(tls.certFile), key: Deno.readTextFileSync(tls.keyFile) }
+        : { cert: tls.cert, key: tls.key };
+      return Deno.listenTls({ ...base, ...pem });
+    } catch (error) {
+      if (error instanceof Deno.errors.AddrInUse) {
+        throw new Deno.errors.AddrInUse(
+          `Cannot listen on ${host}:${port}: the address is already in use ` +
+            "(another server runs there; pick another port, or 0 for any free one)",
+          { cause: error },
+        );
+      }
+      throw error;
+    }
   }
 
   async #shutdown(): Promise<void> {
@@ -500,7 +613,7 @@ export class TCPServer {
     const drained = Promise.all([...this.#connections].map((c) => c.drain()));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const grace = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.#options.gracePeriod ?? 10_000);
+      timer = setTimeout(resolve, this.#options.gracePeriod);
     });
     await Promise.race([drained, grace]);
     clearTimeout(timer);
@@ -511,15 +624,19 @@ export class TCPServer {
   }
 
   async #accept(listener: Deno.Listener, context: ConnectionContext): Promise<void> {
-    const limit = this.#options.maxConnections ?? 10_000;
+    const limit = this.#options.maxConnections;
     while (true) {
       let conn: Deno.Conn;
       try {
         conn = await listener.accept();
       } catch (error) {
         if (this.#closing || error instanceof Deno.errors.BadResource) return;
-        // Out of file descriptors, or a failed TLS handshake: pause, go on.
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        // Only running out of descriptors or memory calls for a pause; an
+        // error about one connection (reset before it was accepted:
+        // NotConnected) must not delay the next.
+        if (OUT_OF_RESOURCES.has((error as { code?: string }).code ?? "")) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
         continue;
       }
       if (this.#connections.size >= limit) {
@@ -537,6 +654,9 @@ export class TCPServer {
     }
   }
 }
+
+/** accept() errors that mean the process is short of something: wait before retrying. */
+const OUT_OF_RESOURCES = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"]);
 
 /** Largest message before a connection has authenticated, in bytes. */
 const AUTH_MAX_MESSAGE_BYTES = 4096;

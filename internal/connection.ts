@@ -11,6 +11,7 @@ import {
   BYE_METHOD,
   decodeLine,
   errorText,
+  idKey,
   type Incoming,
   type JsonRpcId,
   MESSAGE_METHOD,
@@ -23,7 +24,8 @@ import {
 import { CallTimeoutError, ErrorCode, type TcpyError, type WireError } from "../errors.ts";
 import { LineSplitter } from "../framing.ts";
 import type { HandlerClass } from "../handler.ts";
-import { type Call, clientGone, type Executor, type Task } from "./executor.ts";
+import { type Call, clientGone, type Executor, type Task, utf8Length } from "./executor.ts";
+import { admitPooled, type PoolShares } from "./admission.ts";
 import { LineWriter } from "./line_writer.ts";
 import { readLines } from "./read_loop.ts";
 import type { Outcome } from "./run_handler.ts";
@@ -44,14 +46,24 @@ export interface ConnectionContext {
   readonly maxInFlight: number;
   /** Most calls queued in the pool, server-wide; more are answered "server busy". */
   readonly maxPendingCalls: number;
-  /** Reading pauses while this many reply bytes wait to be written. */
+  /** Reading pauses, and `send()` waits, while this many reply bytes wait to be written. */
   readonly maxOutputBytes: number;
+  /** A connection with more than this many bytes waiting is cut as a slow consumer. */
+  readonly cutOutputBytes: number;
+  /** Largest reply line (or batch reply) the server writes, in bytes. */
+  readonly maxReplyBytes: number;
+  /** A request line must be complete this long after its first byte arrived (ms; 0: never). */
+  readonly messageTimeout: number;
+  /** How the pool's queue is shared between connections. */
+  readonly shares: PoolShares;
   /** A call running longer is answered with -32002 and abandoned (ms; 0: never). */
   readonly handlerTimeout: number;
   /** A connection whose write makes no progress for this long is cut (ms; 0: never). */
   readonly writeTimeout: number;
   /** A connection with no input and no call for this long is closed (ms; 0: never). */
   readonly idleTimeout: number;
+  /** How long a closing connection waits for the client to finish reading, in ms. */
+  readonly linger: number;
   /** Shared-secret authentication, if the server requires it. */
   readonly auth: AuthPolicy | undefined;
 }
@@ -82,21 +94,48 @@ interface ReplySink {
   add(text: string | undefined): void;
 }
 
-/** Collects a batch's replies and writes them as one array (none if all were notifications). */
+/**
+ * Collects a batch's replies and writes them as one array (none if all were
+ * notifications). The array as a whole keeps to the reply size limit: a
+ * reply that would take it over is replaced by an error for its id.
+ */
 class BatchReply implements ReplySink {
   #left: number;
+  #bytes = 2;
   readonly #texts: string[] = [];
   readonly #write: (text: string) => void;
+  readonly #limit: number;
 
-  constructor(size: number, write: (text: string) => void) {
+  constructor(size: number, limit: number, write: (text: string) => void) {
     this.#left = size;
+    this.#limit = limit;
     this.#write = write;
   }
 
   add(text: string | undefined): void {
-    if (text !== undefined) this.#texts.push(text);
+    if (text !== undefined) {
+      const bytes = utf8Length(text, this.#limit) + 1;
+      if (this.#bytes + bytes > this.#limit) {
+        text = replyTooLarge(text, this.#bytes + bytes, this.#limit, "the batch reply");
+      }
+      this.#bytes += text.length + 1;
+      this.#texts.push(text);
+    }
     if (--this.#left === 0 && this.#texts.length > 0) this.#write(`[${this.#texts.join(",")}]`);
   }
+}
+
+/** The error reply that stands in for a reply over the size limit. */
+function replyTooLarge(text: string, bytes: number, limit: number, what: string): string {
+  // The id is the reply's own: its text starts `{"jsonrpc":"2.0","id":ID,`.
+  const head = '{"jsonrpc":"2.0","id":';
+  const end = text.indexOf(',"', head.length);
+  const id = text.startsWith(head) && end > 0 ? JSON.parse(text.slice(head.length, end)) : null;
+  return errorText(id, {
+    code: ErrorCode.INTERNAL_ERROR,
+    message:
+      `Reply too large: ${what} would be ${bytes} bytes, the limit is ${limit} (maxReplyBytes)`,
+  });
 }
 
 interface Running {
@@ -108,9 +147,6 @@ interface Running {
 }
 
 type State = "open" | "draining" | "closed";
-
-/** How long a closing connection waits for the client to finish, in ms. */
-const LINGER_MS = 5000;
 
 const BYE_TEXT = `{"jsonrpc":"2.0","method":"${BYE_METHOD}"}`;
 
@@ -128,7 +164,8 @@ export class ServerConnection {
   readonly #ctx: ConnectionContext;
   readonly #writer: LineWriter;
   readonly #single: ReplySink;
-  readonly #calls = new Map<JsonRpcId, Running>();
+  /** Conversational calls in progress, by {@linkcode idKey} of their id. */
+  readonly #calls = new Map<JsonRpcId | bigint, Running>();
   readonly #active = new Set<Running>();
   #splitter: LineSplitter | undefined;
   #state: State = "open";
@@ -141,6 +178,10 @@ export class ServerConnection {
   #lastActive = this.#openedAt;
   #drainReason: WireError = wire(ErrorCode.SHUTTING_DOWN, "The server is shutting down");
   #idle: PromiseWithResolvers<void> | undefined;
+  /** Calls of this connection queued or running in the worker pool. */
+  #pooled = 0;
+  /** When the unfinished line now buffered began (ms since epoch), 0 if none. */
+  #partialSince = 0;
 
   constructor(conn: Deno.Conn, ctx: ConnectionContext) {
     this.#conn = conn;
@@ -149,7 +190,7 @@ export class ServerConnection {
     this.#writer = new LineWriter(conn, () => this.abort());
     this.#single = {
       add: (text) => {
-        if (text !== undefined && this.#state !== "closed") this.#writer.write(text);
+        if (text !== undefined) this.#write(text);
       },
     };
   }
@@ -178,8 +219,22 @@ export class ServerConnection {
       }
     }
     const since = this.#writer.writingSince;
+    const { messageTimeout } = this.#ctx;
     if (writeTimeout > 0 && since > 0 && now - since >= writeTimeout) {
       this.abort(); // the client stopped reading its replies
+    } else if (
+      messageTimeout > 0 && this.#partialSince > 0 && now - this.#partialSince >= messageTimeout
+    ) {
+      // A client dripping a line slowly would hold its buffer forever.
+      const error = wire(
+        ErrorCode.INVALID_REQUEST,
+        `Invalid request: a message must arrive whole within ${messageTimeout} ms ` +
+          "(messageTimeout); closing the connection",
+      );
+      this.#partialSince = 0;
+      this.#write(errorText(null, error));
+      this.#refused = true; // the rest of its input is not read as requests
+      this.drain(error);
     } else if (!this.#authenticated && auth && now - this.#openedAt >= auth.timeout) {
       this.#refuse(`Unauthorized: no ${AUTH_METHOD} within ${auth.timeout} ms`);
     } else if (
@@ -200,9 +255,15 @@ export class ServerConnection {
       oversize: (limit) => this.#onOversize(limit),
     }, { maxMessageBytes: auth ? auth.maxMessageBytes : maxMessageBytes });
     this.#splitter = splitter;
-    // Backpressure: a client that does not read its replies stops being read.
-    const paused = () =>
-      this.#writer.pending >= maxOutputBytes ? this.#writer.below(maxOutputBytes) : undefined;
+    // Called before every read: notes when an unfinished line began (for the
+    // message timeout), and holds reading while replies wait (backpressure).
+    const paused = () => {
+      if (splitter.buffered === 0) this.#partialSince = 0;
+      else if (this.#partialSince === 0) this.#partialSince = Date.now();
+      return this.#writer.pending >= maxOutputBytes
+        ? this.#writer.below(maxOutputBytes)
+        : undefined;
+    };
     try {
       await readLines(this.#conn, splitter, paused);
     } catch {
@@ -258,7 +319,7 @@ export class ServerConnection {
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       this.#inputEnded.promise,
-      new Promise((resolve) => timer = setTimeout(resolve, LINGER_MS)),
+      new Promise((resolve) => timer = setTimeout(resolve, this.#ctx.linger)),
     ]);
     clearTimeout(timer);
     this.#close();
@@ -269,6 +330,26 @@ export class ServerConnection {
     if (this.#state === "closed") return;
     this.#cancelAll(clientGone());
     this.#close();
+  }
+
+  /**
+   * Queues one line. A client far behind on reading is cut (a slow
+   * consumer): reading pauses earlier, but replies of calls already running
+   * and handlers' sends could otherwise pile up without bound.
+   */
+  #write(text: string): void {
+    if (this.#state === "closed") return;
+    this.#writer.write(text);
+    if (this.#writer.pending > this.#ctx.cutOutputBytes) this.abort();
+  }
+
+  /** A reply line, or an error in its place if it is over the reply size limit. */
+  #reply(id: JsonRpcId, outcome: Outcome): string {
+    const text = outcomeText(id, outcome);
+    const limit = this.#ctx.maxReplyBytes;
+    if (text.length * 3 <= limit) return text;
+    const bytes = utf8Length(text, limit);
+    return bytes <= limit ? text : replyTooLarge(text, bytes, limit, "the reply");
   }
 
   #close(): void {
@@ -317,7 +398,7 @@ export class ServerConnection {
       return;
     }
     if (!Array.isArray(value)) {
-      this.#dispatch(parseIncoming(value), this.#single);
+      this.#dispatch(parseIncoming(value), this.#single, bytes.length);
       return;
     }
     if (value.length === 0 || value.length > this.#ctx.maxBatchLength) {
@@ -327,8 +408,13 @@ export class ServerConnection {
       this.#single.add(errorText(null, wire(ErrorCode.INVALID_REQUEST, message)));
       return;
     }
-    const batch = new BatchReply(value.length, (text) => this.#single.add(text));
-    for (const item of value) this.#dispatch(parseIncoming(item), batch);
+    const batch = new BatchReply(
+      value.length,
+      this.#ctx.maxReplyBytes,
+      (text) => this.#single.add(text),
+    );
+    const share = Math.ceil(bytes.length / value.length);
+    for (const item of value) this.#dispatch(parseIncoming(item), batch, share);
   }
 
   /** Checks the first message against the shared secret; anything else ends the connection. */
@@ -361,7 +447,8 @@ export class ServerConnection {
     this.#writer.drained().then(() => this.abort());
   }
 
-  #dispatch(message: Incoming, sink: ReplySink): void {
+  /** `bytes`: the message's share of its line, what it costs to hold unread. */
+  #dispatch(message: Incoming, sink: ReplySink, bytes: number): void {
     if (message.kind === "invalid") {
       sink.add(errorText(message.id, message.error));
       return;
@@ -374,7 +461,7 @@ export class ServerConnection {
           wire(ErrorCode.INVALID_REQUEST, `Invalid request: ${MESSAGE_METHOD} takes no id`),
         ));
       } else {
-        this.#deliver(message.params);
+        this.#deliver(message.params, bytes);
         sink.add(undefined);
       }
       return;
@@ -396,13 +483,21 @@ export class ServerConnection {
         `Server busy: ${this.#ctx.maxInFlight} calls already in flight on this connection`,
       );
     } else if (
-      this.#ctx.pool && !cls.inline && this.#ctx.pool.inFlight >= this.#ctx.maxPendingCalls
+      this.#ctx.pool && !cls.inline &&
+      !admitPooled(
+        this.#ctx.pool.inFlight,
+        this.#ctx.maxPendingCalls,
+        this.#pooled,
+        this.#ctx.shares.holders,
+      )
     ) {
       refusal = wire(
         ErrorCode.SERVER_BUSY,
-        `Server busy: ${this.#ctx.maxPendingCalls} calls already queued for the worker pool`,
+        this.#ctx.pool.inFlight >= this.#ctx.maxPendingCalls
+          ? `Server busy: ${this.#ctx.maxPendingCalls} calls already queued for the worker pool`
+          : `Server busy: this connection has ${this.#pooled} calls in the worker pool, its fair share while the pool is busy`,
       );
-    } else if (id !== undefined && this.#calls.has(id)) {
+    } else if (id !== undefined && this.#calls.has(idKey(id))) {
       refusal = wire(
         ErrorCode.INVALID_REQUEST,
         `Invalid request: id ${JSON.stringify(id)} is already used by a call in progress`,
@@ -415,9 +510,9 @@ export class ServerConnection {
     this.#start(cls, method, message.params, id, sink);
   }
 
-  #deliver(params: unknown): void {
+  #deliver(params: unknown, bytes: number): void {
     const message = parseMessageParams(params);
-    if (message) this.#calls.get(message.id)?.task?.deliver(message.data);
+    if (message) this.#calls.get(idKey(message.id))?.task?.deliver(message.data, bytes);
   }
 
   #start(
@@ -428,6 +523,9 @@ export class ServerConnection {
     sink: ReplySink,
   ): void {
     const conversational = id !== undefined;
+    const key = conversational ? idKey(id) : undefined;
+    const pooled = !cls.inline && this.#ctx.pool !== undefined;
+    if (pooled && this.#pooled++ === 0) this.#ctx.shares.holders++;
     const running: Running = {
       task: undefined,
       done: false,
@@ -436,16 +534,17 @@ export class ServerConnection {
       finish: (outcome) => {
         if (running.done) return;
         running.done = true;
-        if (conversational) this.#calls.delete(id);
+        if (conversational) this.#calls.delete(key!);
         this.#active.delete(running);
-        sink.add(conversational ? outcomeText(id, outcome) : undefined);
+        if (pooled && --this.#pooled === 0) this.#ctx.shares.holders--;
+        sink.add(conversational ? this.#reply(id, outcome) : undefined);
         if (this.#active.size === 0) {
           this.#idle?.resolve();
           if (this.#ctx.idleTimeout > 0) this.#lastActive = Date.now();
         }
       },
     };
-    if (conversational) this.#calls.set(id, running);
+    if (conversational) this.#calls.set(key!, running);
     this.#active.add(running);
     const call: Call = {
       command,
@@ -453,11 +552,15 @@ export class ServerConnection {
       params,
       conversational,
       send: (json) => {
-        if (this.#state !== "closed" && !running.done) this.#writer.write(messageText(id!, json));
+        if (this.#state === "closed" || running.done) return undefined;
+        this.#write(messageText(id!, json));
+        // Backpressure: the handler's send() waits while its client lags.
+        const limit = this.#ctx.maxOutputBytes;
+        return this.#writer.pending >= limit ? this.#writer.below(limit) : undefined;
       },
       finish: running.finish,
     };
-    const executor = cls.inline || !this.#ctx.pool ? this.#ctx.inline : this.#ctx.pool;
+    const executor = pooled ? this.#ctx.pool! : this.#ctx.inline;
     running.task = executor.run(call);
   }
 }

@@ -6,10 +6,11 @@
  * @module
  */
 
-import { ConnectionClosedError } from "../errors.ts";
+import { ConnectionClosedError, MessageTooLargeError, ServerBusyError } from "../errors.ts";
 import { toJson } from "../codec.ts";
 import type { HandlerClass } from "../handler.ts";
-import { Inbox } from "./inbox.ts";
+import { type Channel, lazySignal } from "./channel.ts";
+import { Inbox, type InboxLimits } from "./inbox.ts";
 import { type Outcome, runHandler } from "./run_handler.ts";
 
 /** One call, as the connection hands it to an executor. */
@@ -22,16 +23,20 @@ export interface Call {
   readonly params: unknown;
   /** Whether the call has an id, so the handler may send and recv. */
   readonly conversational: boolean;
-  /** Delivers conversation data (already JSON) from the handler to the client. */
-  send(dataJson: string): void;
+  /**
+   * Delivers conversation data (already JSON) from the handler to the
+   * client. Returns a promise while the connection has too much output
+   * waiting: the handler's `send()` waits for it (backpressure).
+   */
+  send(dataJson: string): Promise<void> | undefined;
   /** Delivers the call's outcome. Called exactly once. */
   finish(outcome: Outcome): void;
 }
 
 /** A running call, as the connection sees it. */
 export interface Task {
-  /** Delivers conversation data from the client to the handler. */
-  deliver(data: unknown): void;
+  /** Delivers conversation data from the client to the handler; `bytes` is its size on the wire. */
+  deliver(data: unknown, bytes: number): void;
   /** Tells the handler its client is gone: pending and future `recv()` reject. */
   cancel(reason: Error): void;
   /**
@@ -52,50 +57,109 @@ export interface Executor {
   close(): Promise<void>;
 }
 
-/** Encodes conversation data, refusing what JSON cannot carry. */
-export function encodeSent(data: unknown): string {
+/** What one call may hold or produce, the same on the main thread and in a worker. */
+export interface CallLimits {
+  /** What a call's inbox may hold unread. */
+  readonly unread: InboxLimits;
+  /** Largest conversation message a handler may send, in bytes. */
+  readonly maxSendBytes: number;
+}
+
+/** Limits for executors built without a server (tests, the testing helpers). */
+export const NO_CALL_LIMITS: CallLimits = {
+  unread: { messages: Infinity, bytes: Infinity },
+  maxSendBytes: Infinity,
+};
+
+const utf8 = new TextEncoder();
+
+/** UTF-8 length of `text`, without encoding it when its length already settles the question. */
+export function utf8Length(text: string, limit: number): number {
+  // Each UTF-16 unit is 1 to 3 UTF-8 bytes.
+  if (text.length * 3 <= limit || text.length > limit) return text.length * 3;
+  return utf8.encode(text).length;
+}
+
+/** Encodes conversation data, refusing what JSON cannot carry or what is too large. */
+export function encodeSent(data: unknown, maxBytes = Infinity): string {
   const json = toJson(data);
   if (json instanceof Error) {
     throw new TypeError(`Cannot send(): data is not JSON-serializable: ${json.message}`);
+  }
+  if (maxBytes !== Infinity && json.length * 3 > maxBytes) {
+    const bytes = utf8Length(json, maxBytes);
+    if (bytes > maxBytes) {
+      throw new MessageTooLargeError(
+        `Cannot send(): the message is ${bytes} bytes, the limit is ${maxBytes} (maxReplyBytes)`,
+      );
+    }
   }
   return json;
 }
 
 /**
  * A channel's `send`: encodes the data as JSON and hands the text to
- * `deliver`, rejecting (not throwing) what JSON cannot carry.
+ * `deliver`, rejecting (not throwing) what JSON cannot carry. The promise
+ * waits for whatever `deliver` returns (backpressure).
  */
-export function jsonSender(deliver: (json: string) => void): (data: unknown) => Promise<void> {
+export function jsonSender(
+  deliver: (json: string) => unknown,
+  maxBytes = Infinity,
+): (data: unknown) => Promise<void> {
   return (data) => {
     try {
-      deliver(encodeSent(data));
-      return Promise.resolve();
+      const wait = deliver(encodeSent(data, maxBytes));
+      return wait instanceof Promise ? wait : Promise.resolve();
     } catch (error) {
       return Promise.reject(error);
     }
   };
 }
 
+/** The error a call gets when its client sends more than its handler reads. */
+export function unreadOverflow(limits: InboxLimits): ServerBusyError {
+  return new ServerBusyError(
+    `Server busy: the handler left more than ${limits.messages} messages or ` +
+      `${limits.bytes} bytes unread (maxUnreadMessages / maxUnreadBytes); the call was ended`,
+  );
+}
+
 /** Runs handlers on the main event loop: no hop, no copy. */
 export class InlineExecutor implements Executor {
   /** Always 0: inline calls run at once and are bounded per connection. */
   readonly inFlight = 0;
+  readonly #limits: CallLimits;
+
+  /** @param limits What each call may hold unread and send. */
+  constructor(limits: CallLimits = NO_CALL_LIMITS) {
+    this.#limits = limits;
+  }
 
   /** Runs the handler now; sync handlers finish before `run` returns. */
   run(call: Call): Task {
+    const limits = this.#limits;
     let inbox: Inbox | undefined;
     let ended = false;
+    const cancel = lazySignal();
     const mailbox = () => {
       if (!inbox) {
-        inbox = new Inbox();
+        inbox = new Inbox(limits.unread);
         if (ended) inbox.close(callEnded());
       }
       return inbox;
     };
-    const channel = call.conversational
+    const stop = (reason: Error) => {
+      mailbox().close(reason);
+      cancel.stop(reason);
+    };
+    const channel: Channel | undefined = call.conversational
       ? {
-        send: jsonSender((json) => call.send(json)),
-        recv: () => mailbox().recv(),
+        // A send() after the call ended fails, as a recv() does.
+        send: jsonSender(
+          (json) => ended ? Promise.reject(callEnded()) : call.send(json),
+          limits.maxSendBytes,
+        ),
+        recv: (signal) => mailbox().recv(signal),
       }
       : undefined;
     const finish = (o: Outcome) => {
@@ -104,15 +168,21 @@ export class InlineExecutor implements Executor {
       inbox?.close(callEnded());
       call.finish(o);
     };
-    const outcome = runHandler(call.handler, call.params, channel);
+    const outcome = runHandler(call.handler, call.params, channel, cancel.signal);
     if (outcome instanceof Promise) outcome.then(finish);
     else finish(outcome);
     // A handler on the main thread cannot be stopped: abandoning it only
-    // fails its pending recv(); its late result is dropped by the connection.
+    // fails its pending recv() and aborts its signal; its late result is
+    // dropped by the connection.
     return {
-      deliver: (data) => mailbox().push(data),
-      cancel: (reason) => mailbox().close(reason),
-      abandon: (reason) => mailbox().close(reason),
+      deliver: (data, bytes) => {
+        if (ended || mailbox().push(data, bytes)) return;
+        const error = unreadOverflow(limits.unread);
+        call.finish({ error: error.toWire() });
+        stop(error);
+      },
+      cancel: stop,
+      abandon: stop,
     };
   }
 

@@ -24,7 +24,10 @@ function call(conversational: boolean) {
     handler: Echo,
     params: {},
     conversational,
-    send: (json) => sent.push(json),
+    send: (json) => {
+      sent.push(json);
+      return undefined;
+    },
     finish: (outcome) => finished.resolve(outcome),
   };
   return { c, sent, outcome: finished.promise };
@@ -34,7 +37,7 @@ Deno.test("InlineExecutor delivers data both ways and refuses what JSON cannot c
   const executor = new InlineExecutor();
   const { c, sent, outcome } = call(true);
   const task = executor.run(c);
-  task.deliver({ hello: "world" });
+  task.deliver({ hello: "world" }, 17);
   assert.deepEqual(await outcome, {
     json: JSON.stringify({
       echoed: { hello: "world" },

@@ -12,7 +12,14 @@
 
 import { ErrorCode, type WireError } from "../errors.ts";
 import type { HandlerClass } from "../handler.ts";
-import type { Call, Executor, Task } from "./executor.ts";
+import { backoffDelay } from "./backoff.ts";
+import {
+  type Call,
+  type CallLimits,
+  type Executor,
+  NO_CALL_LIMITS,
+  type Task,
+} from "./executor.ts";
 import type { FromWorker, InitMessage, ToWorker } from "./worker_messages.ts";
 
 /** How the pool is built. */
@@ -30,6 +37,8 @@ export interface PoolOptions {
    * it is taken for stuck (a CPU-bound loop) and written off, in ms.
    */
   stuckAfter?: number;
+  /** What each call may hold unread and send. */
+  limits?: CallLimits;
 }
 
 const WORKER_URL = new URL("./worker.ts", import.meta.url);
@@ -37,6 +46,14 @@ const WORKER_URL = new URL("./worker.ts", import.meta.url);
 // worker entry, which it cannot see inside `new Worker(url)`.
 export const embedWorker = (): Promise<unknown> => import("./worker.ts");
 const MAX_RESTART_DELAY = 5_000;
+/** A worker that dies sooner than this after it started counts as a failed start. */
+const QUICK_CRASH_MS = 2_000;
+/** A command that crashes this many workers within {@linkcode STRIKE_WINDOW_MS}... */
+const STRIKES = 3;
+const STRIKE_WINDOW_MS = 10_000;
+/** ...is refused for this long (doubling while it keeps doing it, up to a minute). */
+const COOL_DOWN_MS = 5_000;
+const MAX_COOL_DOWN_MS = 60_000;
 /** Most calls of one tick sent to the same worker before spreading to the next. */
 const STICKY_BATCH = 16;
 
@@ -47,6 +64,8 @@ class Slot {
   ready = false;
   dead = false;
   readonly started = Promise.withResolvers<void>();
+  /** When the worker became ready (ms since epoch), 0 until it is. */
+  readyAt = 0;
   timer: ReturnType<typeof setTimeout> | undefined;
   /** Calls given up on but possibly still running there. */
   abandoned = 0;
@@ -68,6 +87,10 @@ export class WorkerPool implements Executor {
   #inFlight = 0;
   #scheduled = false;
   #sticky: Slot | undefined;
+  /** Where the next search for an idle worker starts, so ties rotate. */
+  #cursor = 0;
+  /** Per command: times it crashed a worker, and until when it is refused. */
+  readonly #strikes = new Map<string, { times: number[]; until: number; coolDown: number }>();
   #closed = false;
   #starting = true;
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
@@ -78,6 +101,7 @@ export class WorkerPool implements Executor {
       t: "init",
       module: options.module,
       commands: Object.fromEntries([...options.commands].map(([name, cls]) => [name, cls.name])),
+      limits: options.limits ?? NO_CALL_LIMITS,
     };
   }
 
@@ -104,6 +128,13 @@ export class WorkerPool implements Executor {
 
   /** Queues `call` on the least busy worker. */
   run(call: Call): Task {
+    if (this.#strikes.size > 0) {
+      const refused = this.#refusal(call.command);
+      if (refused) {
+        call.finish({ error: refused });
+        return { deliver() {}, cancel() {}, abandon() {} };
+      }
+    }
     // Calls queued in the same tick stick to one worker while it is not much
     // busier than the least busy one: fewer, bigger postMessage batches.
     let slot = this.#sticky;
@@ -135,8 +166,8 @@ export class WorkerPool implements Executor {
       talk: call.conversational,
     });
     return {
-      deliver: (data) => {
-        if (target.jobs.has(job)) this.#queue(target, { t: "msg", job, data });
+      deliver: (data, bytes) => {
+        if (target.jobs.has(job)) this.#queue(target, { t: "msg", job, data, bytes });
       },
       cancel: (reason) => {
         if (target.jobs.has(job)) {
@@ -166,10 +197,17 @@ export class WorkerPool implements Executor {
     return least;
   }
 
-  /** The least busy worker that has loaded; else any live one (its calls wait for it). */
+  /**
+   * The least busy worker that has loaded; else any live one (its calls wait
+   * for it). Ties rotate, so calls one at a time visit every worker (module
+   * state differs per worker, and tests should see that).
+   */
   #pick(): Slot | undefined {
     let best: Slot | undefined;
-    for (const slot of this.#slots) {
+    const n = this.#slots.length;
+    const from = this.#cursor++ % n;
+    for (let i = 0; i < n; i++) {
+      const slot = this.#slots[(from + i) % n];
       if (slot.dead) continue;
       if (
         !best || (slot.ready && (!best.ready || this.#load(slot) < this.#load(best)))
@@ -228,12 +266,30 @@ export class WorkerPool implements Executor {
           clearTimeout(slot.pings.get(message.n));
           slot.pings.delete(message.n);
           break;
-        case "send":
-          slot.jobs.get(message.job)?.send(message.json);
+        case "send": {
+          // Acknowledged once the connection has room, so the handler's
+          // send() waits while its client does not read.
+          const { job, json } = message;
+          const wait = slot.jobs.get(job)?.send(json);
+          if (!wait) this.#queue(slot, { t: "sent", job, bytes: json.length });
+          else wait.then(() => this.#queue(slot, { t: "sent", job, bytes: json.length }));
           break;
+        }
+        case "overflow": {
+          const call = slot.jobs.get(message.job);
+          if (call) {
+            // The handler may still be running: count it as abandoned.
+            slot.jobs.delete(message.job);
+            this.#inFlight--;
+            slot.abandoned++;
+            call.finish({ error: { code: ErrorCode.SERVER_BUSY, message: message.message } });
+          }
+          break;
+        }
         case "ready":
           clearTimeout(slot.timer);
           slot.ready = true;
+          slot.readyAt = Date.now();
           slot.started.resolve();
           this.#flushSlot(slot);
           break;
@@ -241,7 +297,11 @@ export class WorkerPool implements Executor {
           this.#startFailed(slot, message.message);
           break;
         case "exit":
-          this.#crashed(slot, "the worker exited");
+          this.#crashed(
+            slot,
+            "the worker exited",
+            message.job === undefined ? undefined : slot.jobs.get(message.job)?.command,
+          );
           break;
       }
     }
@@ -326,11 +386,44 @@ export class WorkerPool implements Executor {
     for (const call of jobs) call.finish({ error });
   }
 
-  #crashed(slot: Slot, reason: string): void {
+  #crashed(slot: Slot, reason: string, culprit?: string): void {
     if (slot.dead) return;
-    const wasReady = slot.ready;
+    // Without a known culprit, blame a command only if it is all the worker ran.
+    const commands = new Set([...slot.jobs.values()].map((call) => call.command));
+    culprit ??= commands.size === 1 ? [...commands][0] : undefined;
+    if (culprit !== undefined) this.#strike(culprit);
     this.#retire(slot, { code: ErrorCode.WORKER_CRASHED, message: `Worker crashed: ${reason}` });
-    this.#replace(slot, wasReady ? 0 : slot.failures + 1);
+    // A worker that dies soon after starting is a failed start: back off.
+    const quick = !slot.ready || Date.now() - slot.readyAt < QUICK_CRASH_MS;
+    this.#replace(slot, quick ? slot.failures + 1 : 0);
+  }
+
+  /** Counts a crash against `command`; enough of them in a short time refuse it for a while. */
+  #strike(command: string): void {
+    const now = Date.now();
+    let record = this.#strikes.get(command);
+    if (!record) this.#strikes.set(command, record = { times: [], until: 0, coolDown: 0 });
+    record.times = record.times.filter((t) => now - t < STRIKE_WINDOW_MS);
+    record.times.push(now);
+    if (record.times.length < STRIKES) return;
+    record.coolDown = record.until > 0 && now - record.until < STRIKE_WINDOW_MS
+      ? Math.min(MAX_COOL_DOWN_MS, record.coolDown * 2)
+      : COOL_DOWN_MS;
+    record.until = now + record.coolDown;
+    record.times = [];
+  }
+
+  /** The error for a call to a command that is cooling down after crashing workers. */
+  #refusal(command: string): WireError | undefined {
+    const record = this.#strikes.get(command);
+    if (!record || record.until === 0) return undefined;
+    const left = record.until - Date.now();
+    if (left <= 0) return undefined;
+    return {
+      code: ErrorCode.WORKER_CRASHED,
+      message: `Command "${command}" is refused for ${Math.ceil(left / 1000)} s: ` +
+        `it crashed ${STRIKES} workers within ${STRIKE_WINDOW_MS / 1000} s`,
+    };
   }
 
   #startFailed(slot: Slot, reason: string): void {
@@ -347,7 +440,9 @@ export class WorkerPool implements Executor {
     if (this.#closed || this.#slots[old.index] !== old) return;
     // During start() a worker that never loaded fails start() itself.
     if (this.#starting && !old.ready) return;
-    const delay = failures === 0 ? 0 : Math.min(MAX_RESTART_DELAY, 100 * 2 ** (failures - 1));
+    const delay = failures === 0
+      ? 0
+      : backoffDelay(failures - 1, { baseDelay: 100, maxDelay: MAX_RESTART_DELAY }, () => 1);
     const respawn = () => {
       this.#timers.delete(timer);
       if (this.#closed || this.#slots[old.index] !== old) return;

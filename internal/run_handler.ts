@@ -49,9 +49,12 @@ function unsendable(error: Error): Outcome {
 
 /** Maps what a handler threw to an outcome. */
 export function fail(error: unknown): Outcome {
-  if (error instanceof TcpyError) return { error: error.toWire() };
-  const name = error instanceof Error ? error.name : typeof error;
-  const message = error instanceof Error ? error.message : String(error);
+  try {
+    if (error instanceof TcpyError) return { error: error.toWire() };
+  } catch {
+    // A revoked Proxy throws even on instanceof: described below.
+  }
+  const { name, message } = describe(error);
   return {
     error: {
       code: ErrorCode.INTERNAL_ERROR,
@@ -59,6 +62,29 @@ export function fail(error: unknown): Outcome {
       data: { name },
     },
   };
+}
+
+/**
+ * A thrown value's name and message as plain strings. Never throws: a value
+ * `String()` cannot convert (a null-prototype object, a throwing `toString`,
+ * a revoked Proxy) must fail its call, not the server.
+ */
+export function describe(error: unknown): { name: string; message: string } {
+  try {
+    if (error instanceof Error) return { name: String(error.name), message: String(error.message) };
+    return { name: typeof error, message: String(error) };
+  } catch {
+    return { name: typeof error, message: `a thrown ${typeof error} that cannot be shown as text` };
+  }
+}
+
+/** `settle`, for a promise's result: whatever goes wrong becomes an outcome, never a rejection. */
+function settleSafely(value: unknown): Outcome {
+  try {
+    return settle(value);
+  } catch (error) {
+    return fail(error);
+  }
 }
 
 /**
@@ -70,6 +96,7 @@ export function runHandler(
   cls: HandlerClass,
   params: unknown,
   channel: Channel | undefined,
+  signal?: () => AbortSignal,
 ): Outcome | Promise<Outcome> {
   if (Array.isArray(params)) {
     return {
@@ -81,9 +108,9 @@ export function runHandler(
   }
   try {
     const handler = new cls((params ?? {}) as Record<string, unknown>);
-    if (channel) attachChannel(handler, channel);
+    attachChannel(handler, channel, signal);
     const result = handler.execute();
-    if (result instanceof Promise) return result.then(settle, fail);
+    if (result instanceof Promise) return result.then(settleSafely, fail);
     return settle(result);
   } catch (error) {
     return fail(error);

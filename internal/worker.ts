@@ -8,7 +8,9 @@
 
 import { ConnectionClosedError } from "../errors.ts";
 import type { HandlerClass } from "../handler.ts";
-import { callEnded, jsonSender } from "./executor.ts";
+import { lazySignal } from "./channel.ts";
+import { callEnded, type CallLimits, jsonSender, unreadOverflow } from "./executor.ts";
+import { guardThread } from "./guard.ts";
 import { Inbox } from "./inbox.ts";
 import { importHandlers, resolveCommands } from "./resolve.ts";
 import { type Outcome, runHandler } from "./run_handler.ts";
@@ -22,11 +24,30 @@ const scope = globalThis as unknown as {
   onmessage: ((event: MessageEvent<InitMessage | ToWorker[]>) => void) | null;
 };
 
+/**
+ * Sent bytes a call may have on their way to its connection before `send()`
+ * waits for the connection to take them: backpressure across the thread hop.
+ */
+const SEND_WINDOW = 256 * 1024;
+
+/** One running call, as its worker sees it. */
+interface Job {
+  readonly inbox: Inbox | undefined;
+  readonly cancel: ReturnType<typeof lazySignal>;
+  /** Sent bytes not yet taken by the connection. */
+  unacked: number;
+  /** `send()`s waiting for the window to open. */
+  readonly waiting: (() => void)[];
+}
+
 let commands: Map<string, HandlerClass> | undefined;
+let limits: CallLimits;
 const early: ToWorker[][] = [];
-const inboxes = new Map<number, Inbox>();
+const jobs = new Map<number, Job>();
 let outbox: FromWorker[] = [];
 let scheduled = false;
+/** The job whose handler is running synchronously right now, if any. */
+let current: number | undefined;
 
 function flush(): void {
   scheduled = false;
@@ -44,22 +65,23 @@ function post(message: FromWorker): void {
 }
 
 // A handler that ends its own worker takes its calls with it: say so first,
-// so the pool fails them at once instead of waiting for a timeout.
+// so the pool fails them at once (and knows which command did it).
 const closeWorker = scope.close.bind(scope);
 scope.close = () => {
-  outbox.push({ t: "exit" });
+  outbox.push({ t: "exit", job: current });
   flush();
   closeWorker();
 };
 const exitProcess = Deno.exit;
 Deno.exit = (code?: number): never => {
-  outbox.push({ t: "exit" });
+  outbox.push({ t: "exit", job: current });
   flush();
   return exitProcess(code);
 };
 
 async function init(message: InitMessage): Promise<void> {
   try {
+    limits = message.limits;
     const { mod, registry } = await importHandlers(message.module);
     commands = resolveCommands(mod, registry, message.commands);
     post({ t: "ready" });
@@ -69,25 +91,71 @@ async function init(message: InitMessage): Promise<void> {
   }
 }
 
-function done(job: number, outcome: Outcome): void {
-  inboxes.get(job)?.close(callEnded());
-  inboxes.delete(job);
-  post({ t: "done", job, outcome });
+function done(id: number, outcome: Outcome): void {
+  const job = jobs.get(id);
+  if (job) {
+    jobs.delete(id);
+    job.inbox?.close(callEnded());
+    for (const wake of job.waiting.splice(0)) wake();
+  }
+  post({ t: "done", job: id, outcome });
 }
 
-function run(job: number, command: string, params: unknown, talk: boolean): void {
+function stop(job: Job | undefined, reason: Error): void {
+  if (!job) return;
+  job.inbox?.close(reason);
+  job.cancel.stop(reason);
+}
+
+function send(id: number, json: string): Promise<void> | undefined {
+  const job = jobs.get(id);
+  if (!job) return Promise.reject(callEnded());
+  post({ t: "send", job: id, json });
+  job.unacked += json.length;
+  if (job.unacked <= SEND_WINDOW) return undefined;
+  return new Promise((resolve) => job.waiting.push(resolve));
+}
+
+function run(id: number, command: string, params: unknown, talk: boolean): void {
   const cls = commands!.get(command)!;
+  const job: Job = {
+    inbox: talk ? new Inbox(limits.unread) : undefined,
+    cancel: lazySignal(),
+    unacked: 0,
+    waiting: [],
+  };
+  jobs.set(id, job);
   const channel = talk
     ? {
-      send: jsonSender((json) => post({ t: "send", job, json })),
-      // After the call ended its inbox is gone: a late recv() fails at once.
-      recv: () => inboxes.get(job)?.recv() ?? Promise.reject(callEnded()),
+      send: jsonSender((json) => send(id, json), limits.maxSendBytes),
+      // After the call ended its inbox is closed: a late recv() fails at once.
+      recv: (signal?: AbortSignal) => job.inbox!.recv(signal),
     }
     : undefined;
-  if (talk) inboxes.set(job, new Inbox());
-  const outcome = runHandler(cls, params, channel);
-  if (outcome instanceof Promise) outcome.then((o) => done(job, o));
-  else done(job, outcome);
+  current = id;
+  let outcome: Outcome | Promise<Outcome>;
+  try {
+    outcome = runHandler(cls, params, channel, job.cancel.signal);
+  } finally {
+    current = undefined;
+  }
+  if (outcome instanceof Promise) outcome.then((o) => done(id, o));
+  else done(id, outcome);
+}
+
+function deliver(id: number, data: unknown, bytes: number): void {
+  const job = jobs.get(id);
+  if (!job?.inbox || job.inbox.push(data, bytes)) return;
+  const error = unreadOverflow(limits.unread);
+  post({ t: "overflow", job: id, message: error.message });
+  stop(job, error);
+}
+
+function acknowledge(id: number, bytes: number): void {
+  const job = jobs.get(id);
+  if (!job) return;
+  job.unacked -= bytes;
+  if (job.unacked <= SEND_WINDOW) { for (const wake of job.waiting.splice(0)) wake(); }
 }
 
 function handle(batch: ToWorker[]): void {
@@ -97,10 +165,13 @@ function handle(batch: ToWorker[]): void {
         run(message.job, message.command, message.params, message.talk);
         break;
       case "msg":
-        inboxes.get(message.job)?.push(message.data);
+        deliver(message.job, message.data, message.bytes);
+        break;
+      case "sent":
+        acknowledge(message.job, message.bytes);
         break;
       case "cancel":
-        inboxes.get(message.job)?.close(new ConnectionClosedError(message.message));
+        stop(jobs.get(message.job), new ConnectionClosedError(message.message));
         break;
       case "ping":
         post({ t: "pong", n: message.n });
@@ -109,6 +180,7 @@ function handle(batch: ToWorker[]): void {
   }
 }
 
+guardThread(false);
 scope.onmessage = (event: MessageEvent<InitMessage | ToWorker[]>) => {
   const data = event.data;
   if (!Array.isArray(data)) init(data);
