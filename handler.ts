@@ -58,7 +58,7 @@ export type ErrorReply<F extends object = Record<never, never>> =
 // deno-lint-ignore no-explicit-any
 export type HandlerClass<P extends Params = any, R = unknown> = {
   new (params: P): TCPHandler<P, R>;
-  /** Run this command on the main event loop even when the server has a worker pool. */
+  /** Where calls run: `true` where they arrive, `false` in the pool, unset: measured. */
   readonly inline?: boolean;
 };
 
@@ -145,9 +145,9 @@ const NEVER = new AbortController().signal;
  * with `send()` and `recv()`. Throw {@linkcode InvalidParamsError} to refuse
  * the params; anything else thrown reaches the caller as a handler failure.
  *
- * Set `static inline = true` on a subclass to run it on the main event loop
- * even when the server has a worker pool (for handlers that are cheaper than
- * a worker round trip, ~150 µs).
+ * Set `static override inline = true` on a subclass to run it on the
+ * thread that read the call even when the server has a worker pool, or
+ * `false` to keep it in the pool; unset, the server decides by measuring.
  *
  * @typeParam P The params the handler takes.
  * @typeParam R What `execute()` returns.
@@ -168,12 +168,16 @@ const NEVER = new AbortController().signal;
  */
 export abstract class TCPHandler<P extends Params = Params, R = unknown> {
   /**
-   * Run this command on the main event loop even when the server has a
-   * worker pool: for handlers cheaper than a worker round trip.
+   * Where calls to this command run when the server has a worker pool.
+   * `true`: always on the thread that read the call (no worker round trip,
+   * but a handler that blocks stalls that thread's connections); `false`:
+   * always in the pool. Unset: in the pool until the server has seen it is
+   * cheap and synchronous, then where calls arrive (README, "Where handlers
+   * run"); a slow or async run sends it back.
    *
-   * @default {false}
+   * @default {undefined}
    */
-  static readonly inline: boolean = false;
+  static readonly inline?: boolean;
 
   /** The params the client sent with the call (`{}` if it sent none). */
   readonly params: P;

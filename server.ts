@@ -12,6 +12,7 @@ import type { Commands, HandlerClass } from "./handler.ts";
 import { type ConnectionContext, ServerConnection } from "./internal/connection.ts";
 import { type CallLimits, InlineExecutor } from "./internal/executor.ts";
 import { guardThread } from "./internal/guard.ts";
+import { Placement } from "./internal/placement.ts";
 import { WorkerPool } from "./internal/pool.ts";
 import { isHandlerClass, loadingRegistry } from "./internal/resolve.ts";
 
@@ -88,6 +89,15 @@ export interface TCPServerOptions {
    * @default {4}
    */
   threads?: number;
+  /**
+   * Let the server run commands without `static inline` on the thread that
+   * read the call once it has measured them cheap and synchronous (see the
+   * README, "Where handlers run"). `false`: such commands always run in the
+   * pool.
+   *
+   * @default {true}
+   */
+  autoInline?: boolean;
   /**
    * The module the workers import to find the handler classes. The
    * default, the program's main module, is right whenever the server and
@@ -261,6 +271,7 @@ export const SERVER_DEFAULTS: Readonly<
   host: "localhost",
   port: 7272,
   threads: 4,
+  autoInline: true,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   maxBatchLength: 1000,
   gracePeriod: 10_000,
@@ -512,6 +523,7 @@ export class TCPServer {
       maxReplyBytes: options.maxReplyBytes,
       messageTimeout: options.messageTimeout,
       shares: { holders: 0 },
+      placement: this.#pool && options.autoInline ? new Placement() : undefined,
       handlerTimeout: options.handlerTimeout,
       writeTimeout: options.writeTimeout,
       idleTimeout: options.idleTimeout,

@@ -26,6 +26,7 @@ import { LineSplitter } from "../framing.ts";
 import type { HandlerClass } from "../handler.ts";
 import { type Call, clientGone, type Executor, type Task, utf8Length } from "./executor.ts";
 import { admitPooled, type PoolShares } from "./admission.ts";
+import type { Placement } from "./placement.ts";
 import { LineWriter } from "./line_writer.ts";
 import { readLines } from "./read_loop.ts";
 import type { Outcome } from "./run_handler.ts";
@@ -56,6 +57,8 @@ export interface ConnectionContext {
   readonly messageTimeout: number;
   /** How the pool's queue is shared between connections. */
   readonly shares: PoolShares;
+  /** Where commands without `static inline` run; `undefined`: always in the pool. */
+  readonly placement: Placement | undefined;
   /** A call running longer is answered with -32002 and abandoned (ms; 0: never). */
   readonly handlerTimeout: number;
   /** A connection whose write makes no progress for this long is cut (ms; 0: never). */
@@ -143,7 +146,7 @@ interface Running {
   done: boolean;
   readonly command: string;
   readonly startedAt: number;
-  finish(outcome: Outcome): void;
+  finish(outcome: Outcome, cost?: number): void;
 }
 
 type State = "open" | "draining" | "closed";
@@ -484,6 +487,7 @@ export class ServerConnection {
       );
     } else if (
       this.#ctx.pool && !cls.inline &&
+      !(cls.inline === undefined && this.#ctx.placement?.inline(method)) &&
       !admitPooled(
         this.#ctx.pool.inFlight,
         this.#ctx.maxPendingCalls,
@@ -524,15 +528,19 @@ export class ServerConnection {
   ): void {
     const conversational = id !== undefined;
     const key = conversational ? idKey(id) : undefined;
-    const pooled = !cls.inline && this.#ctx.pool !== undefined;
+    const { pool, placement } = this.#ctx;
+    const measured = cls.inline === undefined && placement !== undefined;
+    const pooled = pool !== undefined && !cls.inline &&
+      !(measured && placement.inline(command));
     if (pooled && this.#pooled++ === 0) this.#ctx.shares.holders++;
     const running: Running = {
       task: undefined,
       done: false,
       command,
       startedAt: this.#ctx.handlerTimeout > 0 ? Date.now() : 0,
-      finish: (outcome) => {
+      finish: (outcome, cost) => {
         if (running.done) return;
+        if (measured && pooled && cost !== undefined) placement.pooled(command, cost);
         running.done = true;
         if (conversational) this.#calls.delete(key!);
         this.#active.delete(running);
@@ -560,7 +568,16 @@ export class ServerConnection {
       },
       finish: running.finish,
     };
-    const executor = pooled ? this.#ctx.pool! : this.#ctx.inline;
-    running.task = executor.run(call);
+    if (pooled) {
+      running.task = pool.run(call);
+    } else if (measured && pool) {
+      // Moved here by measurement: keep measuring, and send it back if it
+      // turns slow or async.
+      const started = performance.now();
+      running.task = this.#ctx.inline.run(call);
+      placement.ran(command, running.done ? (performance.now() - started) * 1000 : -1);
+    } else {
+      running.task = this.#ctx.inline.run(call);
+    }
   }
 }

@@ -29,8 +29,11 @@ export interface Call {
    * waiting: the handler's `send()` waits for it (backpressure).
    */
   send(dataJson: string): Promise<void> | undefined;
-  /** Delivers the call's outcome. Called exactly once. */
-  finish(outcome: Outcome): void;
+  /**
+   * Delivers the call's outcome. Called exactly once; `cost` is the µs a
+   * synchronous handler took in a worker (-1: it was async), when known.
+   */
+  finish(outcome: Outcome, cost?: number): void;
 }
 
 /** A running call, as the connection sees it. */

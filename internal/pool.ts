@@ -256,7 +256,7 @@ export class WorkerPool implements Executor {
           if (call) {
             slot.jobs.delete(message.job);
             this.#inFlight--;
-            call.finish(message.outcome);
+            call.finish(message.outcome, message.cost);
           } else if (slot.abandoned > 0) {
             slot.abandoned--;
           }

@@ -32,7 +32,8 @@ export type ToWorker =
 export type FromWorker =
   | { t: "ready" }
   | { t: "failed"; message: string }
-  | { t: "done"; job: number; outcome: Outcome }
+  /** `cost`: µs the handler took if it returned synchronously, else -1. */
+  | { t: "done"; job: number; outcome: Outcome; cost: number }
   | { t: "send"; job: number; json: string }
   /** The client sent more than the job's handler read: the call is ended. */
   | { t: "overflow"; job: number; message: string }

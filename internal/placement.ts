@@ -1,0 +1,78 @@
+/**
+ * Where a call to a command without an explicit `static inline` runs: in
+ * the worker pool until the pool has seen it is cheap and synchronous, then
+ * where the call arrived (a worker round trip costs far more than such a
+ * handler). A pure bookkeeping of costs, table-tested.
+ *
+ * @module
+ */
+
+/** Pool runs of a command observed before it may move. */
+export const SAMPLES = 32;
+/** Synchronous run time, in µs, that counts as cheap. */
+export const CHEAP_US = 50;
+/**
+ * Runs of a window allowed over {@linkcode CHEAP_US}: a busy machine
+ * pre-empts threads, so one slow sample proves nothing.
+ */
+export const OUTLIERS = SAMPLES / 8;
+/** Average inline cost (µs, moving) above which a command goes back to the pool. */
+export const DEMOTE_AVERAGE_US = 200;
+/** One inline run this slow (µs), or one that went async, sends the command back at once. */
+export const DEMOTE_US = 10_000;
+
+interface Record {
+  /** Pool runs seen in the current window, and how many of them were slow. */
+  seen: number;
+  slow: number;
+  /** Whether calls now run where they arrive. */
+  inline: boolean;
+  /** Moving average of inline costs, µs. */
+  average: number;
+  /** Times the command was sent back to the pool: each doubles the samples needed. */
+  demotions: number;
+}
+
+/**
+ * Per-command placement. `cost` is a run's duration in µs when `execute()`
+ * returned synchronously, or -1 when it returned a promise.
+ */
+export class Placement {
+  readonly #records = new Map<string, Record>();
+
+  /** Whether calls to `command` should run where they arrive. */
+  inline(command: string): boolean {
+    return this.#records.get(command)?.inline ?? false;
+  }
+
+  /** Notes the cost of a run of `command` in the pool. */
+  pooled(command: string, cost: number): void {
+    let record = this.#records.get(command);
+    if (!record) {
+      record = { seen: 0, slow: 0, inline: false, average: 0, demotions: 0 };
+      this.#records.set(command, record);
+    }
+    if (record.inline) return;
+    const window = SAMPLES * 2 ** record.demotions;
+    if (cost < 0 || (cost > CHEAP_US && ++record.slow > window / 8)) {
+      // Async, or too often slow: start over.
+      record.seen = record.slow = 0;
+      return;
+    }
+    if (++record.seen >= window) {
+      record.inline = true;
+      record.average = 0;
+    }
+  }
+
+  /** Notes the cost of an inline run of `command`; a slow or async one sends it back. */
+  ran(command: string, cost: number): void {
+    const record = this.#records.get(command);
+    if (!record?.inline) return;
+    record.average += (cost - record.average) / 16;
+    if (cost >= 0 && cost <= DEMOTE_US && record.average <= DEMOTE_AVERAGE_US) return;
+    record.inline = false;
+    record.seen = record.slow = 0;
+    record.demotions = Math.min(record.demotions + 1, 10);
+  }
+}

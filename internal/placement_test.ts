@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import {
+  CHEAP_US,
+  DEMOTE_AVERAGE_US,
+  DEMOTE_US,
+  OUTLIERS,
+  Placement,
+  SAMPLES,
+} from "./placement.ts";
+
+Deno.test("Placement moves a command inline after SAMPLES cheap synchronous pool runs", () => {
+  const placement = new Placement();
+  for (let i = 0; i < SAMPLES - 1; i++) placement.pooled("add", 3);
+  assert.equal(placement.inline("add"), false);
+  placement.pooled("add", CHEAP_US);
+  assert.equal(placement.inline("add"), true);
+  assert.equal(placement.inline("other"), false);
+});
+
+Deno.test("Placement keeps async or slow commands in the pool", () => {
+  const placement = new Placement();
+  for (let i = 0; i < SAMPLES * 4; i++) {
+    placement.pooled("fetch", -1);
+    placement.pooled("cpu", i % 4 === 0 ? CHEAP_US + 1 : 1);
+  }
+  assert.equal(placement.inline("fetch"), false);
+  assert.equal(placement.inline("cpu"), false);
+});
+
+Deno.test("Placement tolerates a few slow samples (a pre-empted thread)", () => {
+  const placement = new Placement();
+  for (let i = 0; i < SAMPLES; i++) placement.pooled("add", i < OUTLIERS ? 5_000 : 2);
+  assert.equal(placement.inline("add"), true);
+});
+
+Deno.test("Placement sends back a command whose inline runs average too slow", () => {
+  const placement = new Placement();
+  for (let i = 0; i < SAMPLES; i++) placement.pooled("get", 1);
+  for (let i = 0; i < 100 && placement.inline("get"); i++) {
+    placement.ran("get", DEMOTE_AVERAGE_US * 2);
+  }
+  assert.equal(placement.inline("get"), false);
+});
+
+Deno.test("Placement sends a command back on a slow or async inline run, and waits longer next time", () => {
+  const placement = new Placement();
+  for (let i = 0; i < SAMPLES; i++) placement.pooled("get", 1);
+  placement.ran("get", 5);
+  assert.equal(placement.inline("get"), true);
+  placement.ran("get", DEMOTE_US + 1);
+  assert.equal(placement.inline("get"), false);
+  for (let i = 0; i < SAMPLES; i++) placement.pooled("get", 1);
+  assert.equal(placement.inline("get"), false, "a demoted command needs twice the samples");
+  for (let i = 0; i < SAMPLES; i++) placement.pooled("get", 1);
+  assert.equal(placement.inline("get"), true);
+  placement.ran("get", -1);
+  assert.equal(placement.inline("get"), false);
+});
