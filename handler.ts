@@ -44,6 +44,7 @@ export type ErrorReply<F extends object = Record<never, never>> =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type HandlerClass, TCPHandler } from "./handler.ts";
  * class Ping extends TCPHandler {
  *   execute() {
@@ -51,7 +52,7 @@ export type ErrorReply<F extends object = Record<never, never>> =
  *   }
  * }
  * const cls: HandlerClass = Ping;
- * console.assert(new cls({}) instanceof TCPHandler);
+ * assert.ok(new cls({}) instanceof TCPHandler);
  * ```
  */
 // deno-lint-ignore no-explicit-any
@@ -135,6 +136,7 @@ export type ResultOf<H> = H extends new (params: never) => { execute(): infer R 
  *
  * @example The tutorial's handler
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TCPHandler } from "./handler.ts";
  *
  * class AdditionHandler extends TCPHandler<{ x: number; y: number }> {
@@ -144,7 +146,7 @@ export type ResultOf<H> = H extends new (params: never) => { execute(): infer R 
  * }
  *
  * const reply = new AdditionHandler({ x: 1, y: 2 }).execute();
- * console.assert(reply.success && reply.solution === 3);
+ * assert.deepEqual(reply, { success: true, solution: 3 });
  * ```
  */
 export abstract class TCPHandler<P extends Params = Params, R = unknown> {
@@ -191,11 +193,12 @@ export abstract class TCPHandler<P extends Params = Params, R = unknown> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { TCPHandler } from "./handler.ts";
    * class Ping extends TCPHandler {
    *   execute() { return this.success({ pong: true }); }
    * }
-   * console.assert(new Ping({}).execute().pong);
+   * assert.deepEqual(new Ping({}).execute(), { success: true, pong: true });
    * ```
    */
   success<F extends object = Record<never, never>>(fields?: F): SuccessReply<F> {
@@ -214,6 +217,7 @@ export abstract class TCPHandler<P extends Params = Params, R = unknown> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { TCPHandler } from "./handler.ts";
    * class Divide extends TCPHandler<{ a: number; b: number }> {
    *   execute() {
@@ -222,7 +226,7 @@ export abstract class TCPHandler<P extends Params = Params, R = unknown> {
    *   }
    * }
    * const reply = new Divide({ a: 1, b: 0 }).execute();
-   * console.assert("error" in reply && reply.message === "division by zero");
+   * assert.deepEqual(reply, { error: true, message: "division by zero", a: 1 });
    * ```
    */
   error<F extends object = Record<never, never>>(message: string, fields?: F): ErrorReply<F> {
