@@ -39,9 +39,10 @@ import { readLines } from "./internal/read_loop.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { TCPClientOptions } from "./client.ts";
  * const options: TCPClientOptions = { host: "localhost", port: 7272, timeout: 5_000, reconnect: true };
- * console.assert(options.port === 7272);
+ * assert.equal(options.port, 7272);
  * ```
  */
 export interface TCPClientOptions {
@@ -103,13 +104,14 @@ export interface TCPClientOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { CallArgs } from "./client.ts";
  * import { TCPHandler } from "./handler.ts";
  * class Add extends TCPHandler<{ x: number; y: number }> {
  *   execute() { return this.params.x + this.params.y; }
  * }
  * const args: CallArgs<typeof Add> = [{ x: 1, y: 2 }, { timeout: 100 }];
- * console.assert(args.length === 2);
+ * assert.deepEqual(args, [{ x: 1, y: 2 }, { timeout: 100 }]);
  * ```
  */
 export type CallArgs<H> = Record<never, never> extends ParamsOf<H>
@@ -121,9 +123,10 @@ export type CallArgs<H> = Record<never, never> extends ParamsOf<H>
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { CallOptions } from "./client.ts";
  * const options: CallOptions = { timeout: 1_000, signal: AbortSignal.timeout(500) };
- * console.assert(options.timeout === 1_000);
+ * assert.equal(options.timeout, 1_000);
  * ```
  */
 export interface CallOptions {

@@ -37,6 +37,7 @@ export type Params = Record<string, unknown>;
  *
  * @example Answering a handler from a plain JSON-RPC client
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MESSAGE_METHOD } from "./codec.ts";
  * // The reply to call 7's question, as one line on the socket.
  * const line = JSON.stringify({
@@ -44,7 +45,7 @@ export type Params = Record<string, unknown>;
  *   method: MESSAGE_METHOD,
  *   params: { id: 7, data: { name: "Ada" } },
  * }) + "\n";
- * console.assert(line.includes('"method":"tcpy.message"'));
+ * assert.ok(line.includes('"method":"tcpy.message"'));
  * ```
  */
 export const MESSAGE_METHOD = "tcpy.message";
@@ -109,9 +110,10 @@ const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeLine } from "./codec.ts";
  * const value = decodeLine(new TextEncoder().encode('{"a":1}'));
- * console.assert((value as { a: number }).a === 1);
+ * assert.deepEqual(value, { a: 1 });
  * ```
  */
 export function decodeLine(line: Uint8Array): unknown {
@@ -212,8 +214,10 @@ export function idKey(id: JsonRpcId): JsonRpcId | bigint {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tooDeep } from "./codec.ts";
- * console.assert(tooDeep([[[1]]], 2) && !tooDeep([[[1]]], 3));
+ * assert.equal(tooDeep([[[1]]], 2), true);
+ * assert.equal(tooDeep([[[1]]], 3), false);
  * ```
  */
 export function tooDeep(value: unknown, max: number = MAX_DEPTH): boolean {
@@ -248,9 +252,11 @@ function invalid(id: JsonRpcId, message: string): Incoming {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseIncoming } from "./codec.ts";
  * const msg = parseIncoming({ jsonrpc: "2.0", id: 1, method: "add", params: { x: 1, y: 2 } });
- * console.assert(msg.kind === "call" && msg.method === "add");
+ * assert.equal(msg.kind, "call");
+ * assert.equal(msg.method, "add");
  * ```
  */
 export function parseIncoming(value: unknown): Incoming {
@@ -286,9 +292,11 @@ export function parseIncoming(value: unknown): Incoming {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseReply } from "./codec.ts";
  * const reply = parseReply({ jsonrpc: "2.0", id: 1, result: { success: true, solution: 3 } });
- * console.assert(reply.kind === "result" && reply.id === 1);
+ * assert.equal(reply.kind, "result");
+ * assert.equal(reply.id, 1);
  * ```
  */
 export function parseReply(value: unknown): Reply {
@@ -320,8 +328,9 @@ export function parseReply(value: unknown): Reply {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resultText } from "./codec.ts";
- * console.assert(resultText(1, "3") === '{"jsonrpc":"2.0","id":1,"result":3}');
+ * assert.equal(resultText(1, "3"), '{"jsonrpc":"2.0","id":1,"result":3}');
  * ```
  */
 export function resultText(id: JsonRpcId, resultJson: string): string {
@@ -337,9 +346,10 @@ export function resultText(id: JsonRpcId, resultJson: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { errorText } from "./codec.ts";
  * const text = errorText(null, { code: -32700, message: "Parse error" });
- * console.assert(JSON.parse(text).error.code === -32700);
+ * assert.equal(JSON.parse(text).error.code, -32700);
  * ```
  */
 export function errorText(id: JsonRpcId, error: WireError): string {
@@ -356,10 +366,11 @@ export function errorText(id: JsonRpcId, error: WireError): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { requestText } from "./codec.ts";
- * console.assert(
- *   requestText("add", { x: 1, y: 2 }, 1) ===
- *     '{"jsonrpc":"2.0","id":1,"method":"add","params":{"x":1,"y":2}}',
+ * assert.equal(
+ *   requestText("add", { x: 1, y: 2 }, 1),
+ *   '{"jsonrpc":"2.0","id":1,"method":"add","params":{"x":1,"y":2}}',
  * );
  * ```
  */
@@ -381,9 +392,11 @@ export function requestText(method: string, params?: unknown, id?: JsonRpcId): s
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { messageText } from "./codec.ts";
  * const msg = JSON.parse(messageText(7, '{"q":"name?"}'));
- * console.assert(msg.method === "tcpy.message" && msg.params.id === 7);
+ * assert.equal(msg.method, "tcpy.message");
+ * assert.deepEqual(msg.params, { id: 7, data: { q: "name?" } });
  * ```
  */
 export function messageText(id: JsonRpcId, dataJson: string): string {
@@ -400,8 +413,9 @@ export function messageText(id: JsonRpcId, dataJson: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseMessageParams } from "./codec.ts";
- * console.assert(parseMessageParams({ id: 1, data: "hi" })?.data === "hi");
+ * assert.deepEqual(parseMessageParams({ id: 1, data: "hi" }), { id: 1, data: "hi" });
  * ```
  */
 export function parseMessageParams(params: unknown): { id: JsonRpcId; data: unknown } | undefined {
@@ -418,8 +432,10 @@ export function parseMessageParams(params: unknown): { id: JsonRpcId; data: unkn
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toJson } from "./codec.ts";
- * console.assert(toJson(undefined) === "null" && toJson(1n) instanceof Error);
+ * assert.equal(toJson(undefined), "null");
+ * assert.ok(toJson(1n) instanceof Error);
  * ```
  */
 export function toJson(value: unknown): string | Error {

@@ -14,8 +14,9 @@
  *
  * @example Checking a code
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ErrorCode } from "./errors.ts";
- * console.assert(ErrorCode.METHOD_NOT_FOUND === -32601);
+ * assert.equal(ErrorCode.METHOD_NOT_FOUND, -32601);
  * ```
  */
 export const ErrorCode = {
@@ -58,9 +59,10 @@ export const ErrorCode = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fromWireError, UnknownCommandError, type WireError } from "./errors.ts";
  * const wire: WireError = { code: -32601, message: "Unknown command: sub" };
- * console.assert(fromWireError(wire) instanceof UnknownCommandError);
+ * assert.ok(fromWireError(wire) instanceof UnknownCommandError);
  * ```
  */
 export interface WireError {
@@ -77,9 +79,10 @@ export interface WireError {
  *
  * @example Refusing params with details for the caller
  * ```ts
+ * import assert from "node:assert/strict";
  * import { InvalidParamsError } from "./errors.ts";
  * const error = new InvalidParamsError("x must be a number", { data: { field: "x" } });
- * console.assert(JSON.stringify(error.toWire().data) === '{"field":"x"}');
+ * assert.deepEqual(error.toWire().data, { field: "x" });
  * ```
  */
 export interface TcpyErrorOptions extends ErrorOptions {
@@ -97,9 +100,11 @@ export interface TcpyErrorOptions extends ErrorOptions {
  *
  * @example Catching any tcpy error
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TcpyError, UnknownCommandError } from "./errors.ts";
  * const err: unknown = new UnknownCommandError("nope");
- * if (err instanceof TcpyError) console.assert(err.code === -32601);
+ * assert.ok(err instanceof TcpyError);
+ * assert.equal(err.code, -32601);
  * ```
  */
 export class TcpyError extends Error {
@@ -139,11 +144,17 @@ export class TcpyError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ParseError } from "./errors.ts";
- * console.assert(new ParseError("bad").code === -32700);
+ * const error = new ParseError("bad");
+ * assert.equal(error.code, -32700);
+ * assert.equal(error.name, "ParseError");
  * ```
  */
 export class ParseError extends TcpyError {
+  /** This class's code, {@linkcode ErrorCode.PARSE_ERROR}; every instance carries it. */
+  static readonly code: typeof ErrorCode.PARSE_ERROR = ErrorCode.PARSE_ERROR;
+
   /**
    * Creates the error.
    *
@@ -151,20 +162,27 @@ export class ParseError extends TcpyError {
    * @param options `cause` and `data`.
    */
   constructor(message: string, options?: TcpyErrorOptions) {
-    super(ErrorCode.PARSE_ERROR, message, options);
+    super(ParseError.code, message, options);
     this.name = "ParseError";
   }
 }
+
 /**
  * The JSON was not a valid JSON-RPC 2.0 request (-32600).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { InvalidRequestError } from "./errors.ts";
- * console.assert(new InvalidRequestError("bad").code === -32600);
+ * const error = new InvalidRequestError("bad");
+ * assert.equal(error.code, -32600);
+ * assert.equal(error.name, "InvalidRequestError");
  * ```
  */
 export class InvalidRequestError extends TcpyError {
+  /** This class's code, {@linkcode ErrorCode.INVALID_REQUEST}; every instance carries it. */
+  static readonly code: typeof ErrorCode.INVALID_REQUEST = ErrorCode.INVALID_REQUEST;
+
   /**
    * Creates the error.
    *
@@ -172,20 +190,27 @@ export class InvalidRequestError extends TcpyError {
    * @param options `cause` and `data`.
    */
   constructor(message: string, options?: TcpyErrorOptions) {
-    super(ErrorCode.INVALID_REQUEST, message, options);
+    super(InvalidRequestError.code, message, options);
     this.name = "InvalidRequestError";
   }
 }
+
 /**
  * No handler is mapped to the command (-32601).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { UnknownCommandError } from "./errors.ts";
- * console.assert(new UnknownCommandError("bad").code === -32601);
+ * const error = new UnknownCommandError("Unknown command: sub");
+ * assert.equal(error.code, -32601);
+ * assert.equal(error.name, "UnknownCommandError");
  * ```
  */
 export class UnknownCommandError extends TcpyError {
+  /** This class's code, {@linkcode ErrorCode.METHOD_NOT_FOUND}; every instance carries it. */
+  static readonly code: typeof ErrorCode.METHOD_NOT_FOUND = ErrorCode.METHOD_NOT_FOUND;
+
   /**
    * Creates the error.
    *
@@ -193,16 +218,18 @@ export class UnknownCommandError extends TcpyError {
    * @param options `cause` and `data`.
    */
   constructor(message: string, options?: TcpyErrorOptions) {
-    super(ErrorCode.METHOD_NOT_FOUND, message, options);
+    super(UnknownCommandError.code, message, options);
     this.name = "UnknownCommandError";
   }
 }
+
 /**
  * The params were refused (-32602). Throw it from a handler to reject its
  * params.
  *
  * @example Rejecting params in a handler
  * ```ts
+ * import assert from "node:assert/strict";
  * import { InvalidParamsError } from "./errors.ts";
  * import { TCPHandler } from "./handler.ts";
  * class Square extends TCPHandler<{ n: number }> {
@@ -211,9 +238,14 @@ export class UnknownCommandError extends TcpyError {
  *     return this.success({ value: this.params.n ** 2 });
  *   }
  * }
+ * assert.equal(new Square({ n: 3 }).execute().value, 9);
+ * assert.throws(() => new Square({} as { n: number }).execute(), InvalidParamsError);
  * ```
  */
 export class InvalidParamsError extends TcpyError {
+  /** This class's code, {@linkcode ErrorCode.INVALID_PARAMS}; every instance carries it. */
+  static readonly code: typeof ErrorCode.INVALID_PARAMS = ErrorCode.INVALID_PARAMS;
+
   /**
    * Creates the error.
    *
@@ -221,21 +253,28 @@ export class InvalidParamsError extends TcpyError {
    * @param options `cause` and `data`.
    */
   constructor(message: string, options?: TcpyErrorOptions) {
-    super(ErrorCode.INVALID_PARAMS, message, options);
+    super(InvalidParamsError.code, message, options);
     this.name = "InvalidParamsError";
   }
 }
+
 /**
  * The handler crashed: it threw, rejected, or returned a value that is not
  * JSON (-32603).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HandlerFailedError } from "./errors.ts";
- * console.assert(new HandlerFailedError("bad").code === -32603);
+ * const error = new HandlerFailedError("bad");
+ * assert.equal(error.code, -32603);
+ * assert.equal(error.name, "HandlerFailedError");
  * ```
  */
 export class HandlerFailedError extends TcpyError {
+  /** This class's code, {@linkcode ErrorCode.INTERNAL_ERROR}; every instance carries it. */
+  static readonly code: typeof ErrorCode.INTERNAL_ERROR = ErrorCode.INTERNAL_ERROR;
+
   /**
    * Creates the error.
    *
@@ -243,20 +282,27 @@ export class HandlerFailedError extends TcpyError {
    * @param options `cause` and `data`.
    */
   constructor(message: string, options?: TcpyErrorOptions) {
-    super(ErrorCode.INTERNAL_ERROR, message, options);
+    super(HandlerFailedError.code, message, options);
     this.name = "HandlerFailedError";
   }
 }
+
 /**
  * The server is too busy to take the call (-32001).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ServerBusyError } from "./errors.ts";
- * console.assert(new ServerBusyError("busy").code === -32001);
+ * const error = new ServerBusyError("busy");
+ * assert.equal(error.code, -32001);
+ * assert.equal(error.name, "ServerBusyError");
  * ```
  */
 export class ServerBusyError extends TcpyError {
+  /** This class's code, {@linkcode ErrorCode.SERVER_BUSY}; every instance carries it. */
+  static readonly code: typeof ErrorCode.SERVER_BUSY = ErrorCode.SERVER_BUSY;
+
   /**
    * Creates the error.
    *
@@ -264,20 +310,27 @@ export class ServerBusyError extends TcpyError {
    * @param options `cause` and `data`.
    */
   constructor(message: string, options?: TcpyErrorOptions) {
-    super(ErrorCode.SERVER_BUSY, message, options);
+    super(ServerBusyError.code, message, options);
     this.name = "ServerBusyError";
   }
 }
+
 /**
  * The call did not finish in time (-32002).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CallTimeoutError } from "./errors.ts";
- * console.assert(new CallTimeoutError("slow").code === -32002);
+ * const error = new CallTimeoutError("slow");
+ * assert.equal(error.code, -32002);
+ * assert.equal(error.name, "CallTimeoutError");
  * ```
  */
 export class CallTimeoutError extends TcpyError {
+  /** This class's code, {@linkcode ErrorCode.TIMEOUT}; every instance carries it. */
+  static readonly code: typeof ErrorCode.TIMEOUT = ErrorCode.TIMEOUT;
+
   /**
    * Creates the error.
    *
@@ -285,20 +338,27 @@ export class CallTimeoutError extends TcpyError {
    * @param options `cause` and `data`.
    */
   constructor(message: string, options?: TcpyErrorOptions) {
-    super(ErrorCode.TIMEOUT, message, options);
+    super(CallTimeoutError.code, message, options);
     this.name = "CallTimeoutError";
   }
 }
+
 /**
  * A message exceeded the size limit (-32003).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MessageTooLargeError } from "./errors.ts";
- * console.assert(new MessageTooLargeError("big").code === -32003);
+ * const error = new MessageTooLargeError("big");
+ * assert.equal(error.code, -32003);
+ * assert.equal(error.name, "MessageTooLargeError");
  * ```
  */
 export class MessageTooLargeError extends TcpyError {
+  /** This class's code, {@linkcode ErrorCode.MESSAGE_TOO_LARGE}; every instance carries it. */
+  static readonly code: typeof ErrorCode.MESSAGE_TOO_LARGE = ErrorCode.MESSAGE_TOO_LARGE;
+
   /**
    * Creates the error.
    *
@@ -306,20 +366,27 @@ export class MessageTooLargeError extends TcpyError {
    * @param options `cause` and `data`.
    */
   constructor(message: string, options?: TcpyErrorOptions) {
-    super(ErrorCode.MESSAGE_TOO_LARGE, message, options);
+    super(MessageTooLargeError.code, message, options);
     this.name = "MessageTooLargeError";
   }
 }
+
 /**
  * The worker running the handler died; only its own calls fail (-32004).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WorkerCrashedError } from "./errors.ts";
- * console.assert(new WorkerCrashedError("gone").code === -32004);
+ * const error = new WorkerCrashedError("gone");
+ * assert.equal(error.code, -32004);
+ * assert.equal(error.name, "WorkerCrashedError");
  * ```
  */
 export class WorkerCrashedError extends TcpyError {
+  /** This class's code, {@linkcode ErrorCode.WORKER_CRASHED}; every instance carries it. */
+  static readonly code: typeof ErrorCode.WORKER_CRASHED = ErrorCode.WORKER_CRASHED;
+
   /**
    * Creates the error.
    *
@@ -327,10 +394,11 @@ export class WorkerCrashedError extends TcpyError {
    * @param options `cause` and `data`.
    */
   constructor(message: string, options?: TcpyErrorOptions) {
-    super(ErrorCode.WORKER_CRASHED, message, options);
+    super(WorkerCrashedError.code, message, options);
     this.name = "WorkerCrashedError";
   }
 }
+
 /**
  * The connection closed before the call finished (-32005). A server sends
  * it only for a handler whose `recv()` failed because the client ended its
@@ -338,11 +406,17 @@ export class WorkerCrashedError extends TcpyError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ConnectionClosedError } from "./errors.ts";
- * console.assert(new ConnectionClosedError("closed").code === -32005);
+ * const error = new ConnectionClosedError("closed");
+ * assert.equal(error.code, -32005);
+ * assert.equal(error.name, "ConnectionClosedError");
  * ```
  */
 export class ConnectionClosedError extends TcpyError {
+  /** This class's code, {@linkcode ErrorCode.CONNECTION_CLOSED}; every instance carries it. */
+  static readonly code: typeof ErrorCode.CONNECTION_CLOSED = ErrorCode.CONNECTION_CLOSED;
+
   /**
    * Creates the error.
    *
@@ -350,20 +424,27 @@ export class ConnectionClosedError extends TcpyError {
    * @param options `cause` and `data`.
    */
   constructor(message: string, options?: TcpyErrorOptions) {
-    super(ErrorCode.CONNECTION_CLOSED, message, options);
+    super(ConnectionClosedError.code, message, options);
     this.name = "ConnectionClosedError";
   }
 }
+
 /**
  * The peer sent something that breaks the protocol (-32006, local only).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ProtocolError } from "./errors.ts";
- * console.assert(new ProtocolError("garbage").code === -32006);
+ * const error = new ProtocolError("garbage");
+ * assert.equal(error.code, -32006);
+ * assert.equal(error.name, "ProtocolError");
  * ```
  */
 export class ProtocolError extends TcpyError {
+  /** This class's code, {@linkcode ErrorCode.PROTOCOL_ERROR}; every instance carries it. */
+  static readonly code: typeof ErrorCode.PROTOCOL_ERROR = ErrorCode.PROTOCOL_ERROR;
+
   /**
    * Creates the error.
    *
@@ -371,20 +452,27 @@ export class ProtocolError extends TcpyError {
    * @param options `cause` and `data`.
    */
   constructor(message: string, options?: TcpyErrorOptions) {
-    super(ErrorCode.PROTOCOL_ERROR, message, options);
+    super(ProtocolError.code, message, options);
     this.name = "ProtocolError";
   }
 }
+
 /**
  * The server is shutting down (-32007).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ShuttingDownError } from "./errors.ts";
- * console.assert(new ShuttingDownError("bye").code === -32007);
+ * const error = new ShuttingDownError("bye");
+ * assert.equal(error.code, -32007);
+ * assert.equal(error.name, "ShuttingDownError");
  * ```
  */
 export class ShuttingDownError extends TcpyError {
+  /** This class's code, {@linkcode ErrorCode.SHUTTING_DOWN}; every instance carries it. */
+  static readonly code: typeof ErrorCode.SHUTTING_DOWN = ErrorCode.SHUTTING_DOWN;
+
   /**
    * Creates the error.
    *
@@ -392,7 +480,7 @@ export class ShuttingDownError extends TcpyError {
    * @param options `cause` and `data`.
    */
   constructor(message: string, options?: TcpyErrorOptions) {
-    super(ErrorCode.SHUTTING_DOWN, message, options);
+    super(ShuttingDownError.code, message, options);
     this.name = "ShuttingDownError";
   }
 }
@@ -403,11 +491,17 @@ export class ShuttingDownError extends TcpyError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AuthenticationError } from "./errors.ts";
- * console.assert(new AuthenticationError("no").code === -32008);
+ * const error = new AuthenticationError("no");
+ * assert.equal(error.code, -32008);
+ * assert.equal(error.name, "AuthenticationError");
  * ```
  */
 export class AuthenticationError extends TcpyError {
+  /** This class's code, {@linkcode ErrorCode.UNAUTHORIZED}; every instance carries it. */
+  static readonly code: typeof ErrorCode.UNAUTHORIZED = ErrorCode.UNAUTHORIZED;
+
   /**
    * Creates the error.
    *
@@ -415,26 +509,60 @@ export class AuthenticationError extends TcpyError {
    * @param options `cause` and `data`.
    */
   constructor(message: string, options?: TcpyErrorOptions) {
-    super(ErrorCode.UNAUTHORIZED, message, options);
+    super(AuthenticationError.code, message, options);
     this.name = "AuthenticationError";
   }
 }
+/**
+ * A tcpy error class: its static `code`, and a constructor taking
+ * `(message, options?)`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ParseError, type TcpyErrorClass } from "./errors.ts";
+ * const cls: TcpyErrorClass = ParseError;
+ * assert.equal(new cls("bad").code, cls.code);
+ * ```
+ */
+export interface TcpyErrorClass {
+  /** The code every instance of the class carries. */
+  readonly code: number;
+  /** Creates an error of the class. */
+  new (message: string, options?: TcpyErrorOptions): TcpyError;
+}
 
-const byCode = new Map<number, new (message: string, options?: TcpyErrorOptions) => TcpyError>([
-  [ErrorCode.PARSE_ERROR, ParseError],
-  [ErrorCode.INVALID_REQUEST, InvalidRequestError],
-  [ErrorCode.METHOD_NOT_FOUND, UnknownCommandError],
-  [ErrorCode.INVALID_PARAMS, InvalidParamsError],
-  [ErrorCode.INTERNAL_ERROR, HandlerFailedError],
-  [ErrorCode.SERVER_BUSY, ServerBusyError],
-  [ErrorCode.TIMEOUT, CallTimeoutError],
-  [ErrorCode.MESSAGE_TOO_LARGE, MessageTooLargeError],
-  [ErrorCode.WORKER_CRASHED, WorkerCrashedError],
-  [ErrorCode.CONNECTION_CLOSED, ConnectionClosedError],
-  [ErrorCode.PROTOCOL_ERROR, ProtocolError],
-  [ErrorCode.SHUTTING_DOWN, ShuttingDownError],
-  [ErrorCode.UNAUTHORIZED, AuthenticationError],
-]);
+/**
+ * Every typed error class, one per code of {@linkcode ErrorCode} except
+ * `HANDLER_ERROR`. {@linkcode fromWireError} maps codes through this list, so
+ * a new class is added here and nowhere else.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ERROR_CLASSES, UnknownCommandError } from "./errors.ts";
+ * assert.ok(ERROR_CLASSES.includes(UnknownCommandError));
+ * ```
+ */
+export const ERROR_CLASSES: readonly TcpyErrorClass[] = [
+  ParseError,
+  InvalidRequestError,
+  UnknownCommandError,
+  InvalidParamsError,
+  HandlerFailedError,
+  ServerBusyError,
+  CallTimeoutError,
+  MessageTooLargeError,
+  WorkerCrashedError,
+  ConnectionClosedError,
+  ProtocolError,
+  ShuttingDownError,
+  AuthenticationError,
+];
+
+const byCode: ReadonlyMap<number, TcpyErrorClass> = new Map(
+  ERROR_CLASSES.map((cls) => [cls.code, cls]),
+);
 
 /**
  * Turns a JSON-RPC error object into the matching {@linkcode TcpyError}
@@ -445,9 +573,11 @@ const byCode = new Map<number, new (message: string, options?: TcpyErrorOptions)
  *
  * @example
  * ```ts
- * import { fromWireError, UnknownCommandError } from "./errors.ts";
+ * import assert from "node:assert/strict";
+ * import { fromWireError, TcpyError, UnknownCommandError } from "./errors.ts";
  * const err = fromWireError({ code: -32601, message: "Unknown command: sub" });
- * console.assert(err instanceof UnknownCommandError);
+ * assert.ok(err instanceof UnknownCommandError);
+ * assert.equal(fromWireError({ code: 42, message: "app" }).constructor, TcpyError);
  * ```
  */
 export function fromWireError(wire: WireError): TcpyError {

@@ -14,8 +14,9 @@ import { MessageTooLargeError } from "./errors.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_MAX_MESSAGE_BYTES } from "./framing.ts";
- * console.assert(DEFAULT_MAX_MESSAGE_BYTES === 1_048_576);
+ * assert.equal(DEFAULT_MAX_MESSAGE_BYTES, 1_048_576);
  * ```
  */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
@@ -28,6 +29,7 @@ const CR = 0x0d;
  *
  * @example Collecting lines as text, counting oversized ones
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type LineSink, LineSplitter } from "./framing.ts";
  * const lines: string[] = [];
  * let tooLong = 0;
@@ -37,7 +39,8 @@ const CR = 0x0d;
  * };
  * const splitter = new LineSplitter(sink, { maxMessageBytes: 4 });
  * splitter.push(new TextEncoder().encode("ok\r\ntoo long\nfine\n"));
- * console.assert(lines.join() === "ok,fine" && tooLong === 1);
+ * assert.deepEqual(lines, ["ok", "fine"]);
+ * assert.equal(tooLong, 1);
  * ```
  */
 export interface LineSink {
@@ -97,6 +100,7 @@ const KEEP_BYTES = 16 * 1024;
  *
  * @example Splitting two messages that arrive in three chunks
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LineSplitter } from "./framing.ts";
  * const lines: string[] = [];
  * const splitter = new LineSplitter({
@@ -107,7 +111,7 @@ const KEEP_BYTES = 16 * 1024;
  * splitter.push(bytes.subarray(0, 3));
  * splitter.push(bytes.subarray(3, 10));
  * splitter.push(bytes.subarray(10));
- * console.assert(lines.join("|") === '{"a":1}|{"b":2}');
+ * assert.deepEqual(lines, ['{"a":1}', '{"b":2}']);
  * ```
  */
 export class LineSplitter {
@@ -256,10 +260,11 @@ export class LineSplitter {
  *
  * @example Reading lines from a byte stream
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LineDecoderStream } from "./framing.ts";
  * const bytes = ReadableStream.from([new TextEncoder().encode("one\ntw"), new TextEncoder().encode("o\n")]);
  * const lines = await Array.fromAsync(bytes.pipeThrough(new LineDecoderStream()));
- * console.assert(lines.map((l) => new TextDecoder().decode(l)).join() === "one,two");
+ * assert.deepEqual(lines.map((l) => new TextDecoder().decode(l)), ["one", "two"]);
  * ```
  */
 export class LineDecoderStream extends TransformStream<Uint8Array, Uint8Array> {

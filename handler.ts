@@ -45,6 +45,7 @@ export type ErrorReply<F extends object = Record<never, never>> =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type HandlerClass, TCPHandler } from "./handler.ts";
  * class Ping extends TCPHandler {
  *   execute() {
@@ -52,7 +53,7 @@ export type ErrorReply<F extends object = Record<never, never>> =
  *   }
  * }
  * const cls: HandlerClass = Ping;
- * console.assert(new cls({}) instanceof TCPHandler);
+ * assert.ok(new cls({}) instanceof TCPHandler);
  * ```
  */
 // deno-lint-ignore no-explicit-any
@@ -154,6 +155,7 @@ const NEVER = new AbortController().signal;
  *
  * @example The tutorial's handler
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TCPHandler } from "./handler.ts";
  *
  * class AdditionHandler extends TCPHandler<{ x: number; y: number }> {
@@ -163,7 +165,7 @@ const NEVER = new AbortController().signal;
  * }
  *
  * const reply = new AdditionHandler({ x: 1, y: 2 }).execute();
- * console.assert(reply.success && reply.solution === 3);
+ * assert.deepEqual(reply, { success: true, solution: 3 });
  * ```
  */
 export abstract class TCPHandler<P extends Params = Params, R = unknown> {
@@ -214,11 +216,12 @@ export abstract class TCPHandler<P extends Params = Params, R = unknown> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { TCPHandler } from "./handler.ts";
    * class Ping extends TCPHandler {
    *   execute() { return this.success({ pong: true }); }
    * }
-   * console.assert(new Ping({}).execute().pong);
+   * assert.deepEqual(new Ping({}).execute(), { success: true, pong: true });
    * ```
    */
   success<F extends object = Record<never, never>>(fields?: F): SuccessReply<F> {
@@ -237,6 +240,7 @@ export abstract class TCPHandler<P extends Params = Params, R = unknown> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { TCPHandler } from "./handler.ts";
    * class Divide extends TCPHandler<{ a: number; b: number }> {
    *   execute() {
@@ -245,7 +249,7 @@ export abstract class TCPHandler<P extends Params = Params, R = unknown> {
    *   }
    * }
    * const reply = new Divide({ a: 1, b: 0 }).execute();
-   * console.assert("error" in reply && reply.message === "division by zero");
+   * assert.deepEqual(reply, { error: true, message: "division by zero", a: 1 });
    * ```
    */
   error<F extends object = Record<never, never>>(message: string, fields?: F): ErrorReply<F> {

@@ -13,6 +13,7 @@
  *
  * @example Server and client in one script
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TCPClient, TCPHandler, TCPServer } from "./mod.ts";
  *
  * class AdditionHandler extends TCPHandler<{ x: number; y: number }> {
@@ -27,7 +28,7 @@
  *
  * await using client = new TCPClient({ port });
  * const reply = await client.execute("add", { x: 1, y: 2 });
- * console.assert((reply as { solution: number }).solution === 3);
+ * assert.deepEqual(reply, { success: true, solution: 3 });
  * ```
  *
  * @module

@@ -21,10 +21,12 @@ import { isHandlerClass, loadingRegistry } from "./internal/resolve.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TCPServer } from "./mod.ts";
  * await using server = new TCPServer({ port: 0, threads: 0, onListen() {} });
  * const { hostname, port } = await server.listen();
- * console.assert(hostname === "127.0.0.1" && port > 0);
+ * assert.equal(hostname, "127.0.0.1");
+ * assert.ok(port > 0);
  * ```
  */
 export interface ListenAddress {
@@ -39,9 +41,10 @@ export interface ListenAddress {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { TlsOptions } from "./server.ts";
  * const tls: TlsOptions = { certFile: "./cert.pem", keyFile: "./key.pem" };
- * console.assert("certFile" in tls);
+ * assert.ok("certFile" in tls);
  * ```
  */
 export type TlsOptions =
@@ -55,9 +58,10 @@ export type TlsOptions =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { TCPServerOptions } from "./server.ts";
  * const options: TCPServerOptions = { port: 0, threads: 2, handlerTimeout: 5_000 };
- * console.assert(options.threads === 2);
+ * assert.equal(options.threads, 2);
  * ```
  */
 export interface TCPServerOptions {
@@ -377,6 +381,7 @@ function checkCommands(commands: Commands): Map<string, HandlerClass> {
  *
  * @example The tutorial server
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TCPHandler, TCPServer } from "./mod.ts";
  *
  * class AdditionHandler extends TCPHandler<{ x: number; y: number }> {
@@ -388,7 +393,7 @@ function checkCommands(commands: Commands): Map<string, HandlerClass> {
  * const server = new TCPServer({ port: 0, threads: 0, onListen() {} });
  * server.commands = { add: AdditionHandler };
  * const { port } = await server.listen();
- * console.assert(port > 0);
+ * assert.ok(port > 0);
  * await server.close();
  * ```
  */

@@ -18,10 +18,11 @@ import { type FramingOptions, LineSplitter } from "./framing.ts";
  *
  * @example Decoding replies
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MessageDecoderStream } from "./streams.ts";
  * const bytes = ReadableStream.from([new TextEncoder().encode('{"id":1}\n{"id":2}\n')]);
  * const messages = await Array.fromAsync(bytes.pipeThrough(new MessageDecoderStream()));
- * console.assert(messages.length === 2);
+ * assert.deepEqual(messages, [{ id: 1 }, { id: 2 }]);
  * ```
  */
 export class MessageDecoderStream extends TransformStream<Uint8Array, unknown> {
@@ -64,11 +65,15 @@ const encoder = new TextEncoder();
  *
  * @example Encoding a request
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MessageEncoderStream } from "./streams.ts";
  * const out = ReadableStream.from([{ jsonrpc: "2.0", id: 1, method: "add", params: { x: 1, y: 2 } }])
  *   .pipeThrough(new MessageEncoderStream());
  * const [bytes] = await Array.fromAsync(out);
- * console.assert(new TextDecoder().decode(bytes).endsWith("}\n"));
+ * assert.equal(
+ *   new TextDecoder().decode(bytes),
+ *   '{"jsonrpc":"2.0","id":1,"method":"add","params":{"x":1,"y":2}}\n',
+ * );
  * ```
  */
 export class MessageEncoderStream extends TransformStream<unknown, Uint8Array> {

@@ -11,9 +11,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { BackoffOptions } from "./backoff.ts";
  * const backoff: BackoffOptions = { retries: 10, baseDelay: 50, maxDelay: 2_000 };
- * console.assert(backoff.retries === 10);
+ * assert.equal(backoff.retries, 10);
  * ```
  */
 export interface BackoffOptions {

@@ -30,6 +30,7 @@ const dec = new TextDecoder();
 export class RawClient {
   #buffer = "";
   #eof = false;
+  #closed = false;
   private constructor(readonly conn: Deno.TcpConn) {}
 
   static async connect(port: number): Promise<RawClient> {
@@ -42,14 +43,18 @@ export class RawClient {
     while (written < bytes.length) written += await this.conn.write(bytes.subarray(written));
   }
 
-  /** The next line as parsed JSON; `undefined` at end of stream. Fails after `ms`. */
+  /**
+   * The next line as parsed JSON; `undefined` at end of stream. Throws if no
+   * whole line arrives within `ms`; the socket is closed then, because a
+   * pending read cannot be cancelled any other way.
+   */
   async read(ms = 5000): Promise<unknown> {
     const deadline = Date.now() + ms;
     const chunk = new Uint8Array(65536);
     while (!this.#buffer.includes("\n")) {
       if (this.#eof) return undefined;
-      if (Date.now() > deadline) throw new Error(`no line within ${ms} ms`);
-      const n = await this.conn.read(chunk);
+      const n = await this.#readBefore(chunk, deadline);
+      if (n === "timeout") throw new Error(`no line within ${ms} ms`);
       if (n === null) {
         this.#eof = true;
         continue;
@@ -62,18 +67,51 @@ export class RawClient {
     return JSON.parse(line);
   }
 
-  /** Resolves `true` once the server closed the connection. */
-  async closedByPeer(): Promise<boolean> {
+  /**
+   * Reads and drops whatever the server sends until it closes the
+   * connection: `true` once it did (end of stream or reset), `false` if it
+   * was still open after `ms` (the socket is closed then).
+   */
+  async closedByPeer(ms = 5000): Promise<boolean> {
+    const deadline = Date.now() + ms;
     const chunk = new Uint8Array(1024);
-    try {
-      while ((await this.conn.read(chunk)) !== null) { /* drain */ }
-    } catch {
-      // A reset also counts as closed.
+    while (!this.#eof) {
+      let n: number | null | "timeout";
+      try {
+        n = await this.#readBefore(chunk, deadline);
+      } catch (error) {
+        if (error instanceof Deno.errors.ConnectionReset) return true; // a reset is a close too
+        throw error;
+      }
+      if (n === "timeout") return false;
+      if (n === null) this.#eof = true;
     }
     return true;
   }
 
+  /** One read that gives up at `deadline`, closing the socket so no read is left pending. */
+  async #readBefore(chunk: Uint8Array, deadline: number): Promise<number | null | "timeout"> {
+    if (this.#closed) throw new Error("RawClient: read after close");
+    const pending = this.conn.read(chunk);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()));
+    });
+    try {
+      const result = await Promise.race([pending, late]);
+      if (result === "timeout") {
+        this.close();
+        await pending.catch(() => {}); // settles once the socket is closed
+      }
+      return result;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     try {
       this.conn.close();
     } catch {
