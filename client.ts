@@ -45,10 +45,9 @@ import {
  *
  * @example
  * ```ts
- * import assert from "node:assert/strict";
  * import type { TCPClientOptions } from "./client.ts";
  * const options: TCPClientOptions = { host: "localhost", port: 7272, timeout: 5_000, reconnect: true };
- * assert.equal(options.port, 7272);
+ * console.assert(options.port === 7272);
  * ```
  */
 export interface TCPClientOptions {
@@ -132,14 +131,13 @@ export interface TCPClientOptions {
  *
  * @example
  * ```ts
- * import assert from "node:assert/strict";
  * import type { CallArgs } from "./client.ts";
  * import { TCPHandler } from "./handler.ts";
  * class Add extends TCPHandler<{ x: number; y: number }> {
  *   execute() { return this.params.x + this.params.y; }
  * }
  * const args: CallArgs<typeof Add> = [{ x: 1, y: 2 }, { timeout: 100 }];
- * assert.equal(args.length, 2);
+ * console.assert(args.length === 2);
  * ```
  */
 export type CallArgs<H, O = CallOptions> = Record<never, never> extends ParamsOf<H>
@@ -151,10 +149,9 @@ export type CallArgs<H, O = CallOptions> = Record<never, never> extends ParamsOf
  *
  * @example
  * ```ts
- * import assert from "node:assert/strict";
  * import type { CallOptions } from "./client.ts";
  * const options: CallOptions = { timeout: 1_000, signal: AbortSignal.timeout(500) };
- * assert.equal(options.timeout, 1_000);
+ * console.assert(options.timeout === 1_000);
  * ```
  */
 export interface CallOptions {
