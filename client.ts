@@ -18,13 +18,11 @@ import {
 } from "./codec.ts";
 import {
   AuthenticationError,
-  CallTimeoutError,
   ConnectionClosedError,
   fromWireError,
   ProtocolError,
   ShuttingDownError,
   TcpyError,
-  type WireError,
 } from "./errors.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, LineSplitter } from "./framing.ts";
 import { encodeSent } from "./internal/executor.ts";
@@ -33,6 +31,14 @@ import { Inbox } from "./internal/inbox.ts";
 import type { Commands, ParamsOf, ResultOf } from "./handler.ts";
 import { LineWriter } from "./internal/line_writer.ts";
 import { readLines } from "./internal/read_loop.ts";
+import { callerView, callTimedOut } from "./internal/replies.ts";
+import {
+  checkLimit,
+  checkPort,
+  checkTimeout,
+  connectFailure,
+  isFatalConnectError,
+} from "./internal/client_rules.ts";
 
 /**
  * Options of {@linkcode TCPClient}.
@@ -65,6 +71,25 @@ export interface TCPClientOptions {
    * @default {1048576}
    */
   maxMessageBytes?: number;
+  /**
+   * Most conversation messages (`tcpy.message`) the server may send a call
+   * that are not yet read with `recv()`. One more fails that call with a
+   * {@linkcode ProtocolError} (its `result` and its `recv()` reject) and
+   * drops the rest of its messages; other calls on the connection go on.
+   * It keeps a server that floods a call from filling the client's memory.
+   * Note that `execute()` reads no messages: they count until the call ends.
+   *
+   * @default {1024}
+   */
+  maxUnreadMessages?: number;
+  /**
+   * Most bytes of conversation messages a call may hold unread, counted as
+   * the length of the lines that carried them; past it, the call fails as
+   * for `maxUnreadMessages`.
+   *
+   * @default {4194304}
+   */
+  maxUnreadBytes?: number;
   /**
    * Default time limit of each call in milliseconds; 0 waits forever.
    *
@@ -102,6 +127,9 @@ export interface TCPClientOptions {
  * The arguments after the command name: params (optional when the handler
  * requires none), then call options.
  *
+ * @typeParam H The handler class of the command.
+ * @typeParam O The options of one call (`TCPClusterClient` takes more).
+ *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -114,9 +142,9 @@ export interface TCPClientOptions {
  * assert.deepEqual(args, [{ x: 1, y: 2 }, { timeout: 100 }]);
  * ```
  */
-export type CallArgs<H> = Record<never, never> extends ParamsOf<H>
-  ? [params?: ParamsOf<H>, options?: CallOptions]
-  : [params: ParamsOf<H>, options?: CallOptions];
+export type CallArgs<H, O = CallOptions> = Record<never, never> extends ParamsOf<H>
+  ? [params?: ParamsOf<H>, options?: O]
+  : [params: ParamsOf<H>, options?: O];
 
 /**
  * Options of one call.
@@ -149,20 +177,16 @@ interface Pending {
   readonly result: PromiseWithResolvers<unknown>;
   inbox: Inbox | undefined;
   cleanup: (() => void) | undefined;
+  /** Line bytes of each message queued in `inbox` and not yet taken by `recv()`, oldest first. */
+  readonly unread: number[];
+  /** The sum of `unread`. */
+  unreadBytes: number;
+  /** `recv()` calls waiting for a message: the next messages go straight to them. */
+  readers: number;
 }
 
-function isReserved(code: number): boolean {
-  return code >= -32768 && code <= -32000;
-}
-
-/** What `execute` resolves with for a JSON-RPC error: the handler's own dictionary, or a thrown error. */
-function settleError(error: WireError): { value: unknown } | { error: TcpyError } {
-  const data = error.data as { error?: unknown } | undefined;
-  if (!isReserved(error.code) && typeof data === "object" && data !== null && data.error === true) {
-    return { value: data };
-  }
-  return { error: fromWireError(error) };
-}
+const DEFAULT_MAX_UNREAD_MESSAGES = 1024;
+const DEFAULT_MAX_UNREAD_BYTES = 4 * 1024 * 1024;
 
 /**
  * One call in progress: its final `result`, and its own `send`/`recv` for a
@@ -191,7 +215,7 @@ export class Call<R = unknown> {
    */
   readonly result: Promise<R>;
   readonly #client: TCPClient;
-  readonly #inbox: () => Inbox;
+  readonly #recv: () => Promise<unknown>;
 
   /** @internal Created by {@linkcode TCPClient.call}. */
   constructor(
@@ -199,13 +223,13 @@ export class Call<R = unknown> {
     id: number,
     command: string,
     result: Promise<R>,
-    inbox: () => Inbox,
+    recv: () => Promise<unknown>,
   ) {
     this.#client = client;
     this.id = id;
     this.command = command;
     this.result = result;
-    this.#inbox = inbox;
+    this.#recv = recv;
   }
 
   /**
@@ -230,9 +254,11 @@ export class Call<R = unknown> {
    * @returns The data.
    * @throws {ConnectionClosedError} If the call ended or the connection closed
    *   with nothing left to read.
+   * @throws {ProtocolError} If the server sent the call more messages than
+   *   the client's `maxUnreadMessages` or `maxUnreadBytes` let it hold unread.
    */
   recv<T = unknown>(): Promise<T> {
-    return this.#inbox().recv() as Promise<T>;
+    return this.#recv() as Promise<T>;
   }
 }
 
@@ -271,6 +297,8 @@ export class TCPClient<C extends Commands = Commands> {
   readonly #host: string;
   readonly #port: number;
   readonly #maxMessageBytes: number;
+  readonly #maxUnreadMessages: number;
+  readonly #maxUnreadBytes: number;
   readonly #timeout: number;
   readonly #options: TCPClientOptions;
   readonly #pending = new Map<number, Pending>();
@@ -286,22 +314,25 @@ export class TCPClient<C extends Commands = Commands> {
    * Creates a client; nothing connects until `connect()` or the first call.
    *
    * @param options Host, port and limits.
-   * @throws {RangeError} If `port` or `timeout` is out of range.
+   * @throws {RangeError} If `port`, `timeout`, `maxUnreadMessages` or
+   *   `maxUnreadBytes` is out of range.
    */
   constructor(options: TCPClientOptions = {}) {
     this.#options = options;
     this.#host = options.host ?? "localhost";
-    this.#port = options.port ?? 7272;
-    if (!Number.isSafeInteger(this.#port) || this.#port < 1 || this.#port > 65535) {
-      throw new RangeError(
-        `Cannot create TCPClient for port ${this.#port}: port must be an integer from 1 to 65535`,
-      );
-    }
+    this.#port = checkPort(options.port ?? 7272, "TCPClient");
     this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    this.#timeout = options.timeout ?? 0;
-    if (!(this.#timeout >= 0)) {
-      throw new RangeError(`Cannot create TCPClient with timeout ${this.#timeout}: must be >= 0`);
-    }
+    this.#maxUnreadMessages = checkLimit(
+      "maxUnreadMessages",
+      options.maxUnreadMessages ?? DEFAULT_MAX_UNREAD_MESSAGES,
+      "TCPClient",
+    );
+    this.#maxUnreadBytes = checkLimit(
+      "maxUnreadBytes",
+      options.maxUnreadBytes ?? DEFAULT_MAX_UNREAD_BYTES,
+      "TCPClient",
+    );
+    this.#timeout = checkTimeout(options.timeout ?? 0, "TCPClient");
   }
 
   /** Whether the client has an open connection. */
@@ -314,7 +345,12 @@ export class TCPClient<C extends Commands = Commands> {
    * needed to fail early or to time the connection.
    *
    * @returns Resolves once connected.
-   * @throws {Deno.errors.ConnectionRefused} If nothing listens there.
+   * @throws {ConnectionClosedError} If the connect failed (after the
+   *   `reconnect` retries, if any): its message names the host and port, its
+   *   `cause` is the system's error (such as `Deno.errors.ConnectionRefused`).
+   * @throws {Deno.errors.NotCapable} Without `--allow-net` for the host (and
+   *   `PermissionDenied`, or `TypeError` for a bad host, unwrapped: retrying
+   *   cannot help).
    */
   connect(): Promise<void> {
     if (this.#conn) return Promise.resolve();
@@ -405,15 +441,22 @@ export class TCPClient<C extends Commands = Commands> {
       result,
       inbox: undefined,
       cleanup: undefined,
+      unread: [],
+      unreadBytes: 0,
+      readers: 0,
     };
-    const inbox = () => {
+    const recv = () => {
       pending.inbox ??= new Inbox();
       if (!this.#pending.has(id)) {
         pending.inbox.close(new ConnectionClosedError("The call has ended"));
+      } else if (pending.unread.length > 0) {
+        pending.unreadBytes -= pending.unread.shift()!;
+      } else {
+        pending.readers++;
       }
-      return pending.inbox;
+      return pending.inbox.recv();
     };
-    const call = new Call<R>(this, id, cmd, result.promise as Promise<R>, inbox);
+    const call = new Call<R>(this, id, cmd, result.promise as Promise<R>, recv);
     (pending as { call: Call<unknown> }).call = call;
     this.#pending.set(id, pending);
     this.#watch(id, pending, options);
@@ -492,9 +535,7 @@ export class TCPClient<C extends Commands = Commands> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     if (timeout > 0) {
       timer = setTimeout(() => {
-        this.#settle(id, {
-          error: new CallTimeoutError(`Call ${pending.call.command} timed out after ${timeout} ms`),
-        });
+        this.#settle(id, { error: callTimedOut(pending.call.command, timeout) });
       }, timeout);
     }
     const onAbort = () => this.#settle(id, { error: signal!.reason });
@@ -518,17 +559,21 @@ export class TCPClient<C extends Commands = Commands> {
     if (this.#pending.size === 0) this.#conn?.unref();
   }
 
-  async #dial(): Promise<Deno.Conn> {
+  /** The CA certificates of the `tls` option; a missing `caFile` is no connect error. */
+  async #caCerts(): Promise<string[] | undefined> {
     const { tls } = this.#options;
-    if (!tls) {
+    const trust = typeof tls === "object" ? tls : {};
+    return trust.caFile
+      ? [...(trust.caCerts ?? []), await Deno.readTextFile(trust.caFile)]
+      : trust.caCerts;
+  }
+
+  async #dial(caCerts: string[] | undefined): Promise<Deno.Conn> {
+    if (!this.#options.tls) {
       const conn = await Deno.connect({ hostname: this.#host, port: this.#port });
       conn.setNoDelay(true);
       return conn;
     }
-    const trust = tls === true ? {} : tls;
-    const caCerts = trust.caFile
-      ? [...(trust.caCerts ?? []), await Deno.readTextFile(trust.caFile)]
-      : trust.caCerts;
     return await Deno.connectTls({ hostname: this.#host, port: this.#port, caCerts });
   }
 
@@ -536,13 +581,14 @@ export class TCPClient<C extends Commands = Commands> {
     const { reconnect } = this.#options;
     const backoff = typeof reconnect === "object" ? reconnect : {};
     const retries = reconnect ? backoff.retries ?? 5 : 0;
+    const caCerts = await this.#caCerts();
     for (let attempt = 0;; attempt++) {
       try {
-        return await this.#dial();
+        return await this.#dial(caCerts);
       } catch (error) {
-        const fatal = error instanceof Deno.errors.NotCapable ||
-          error instanceof Deno.errors.PermissionDenied || error instanceof TypeError;
-        if (fatal || attempt >= retries) throw error;
+        if (isFatalConnectError(error) || attempt >= retries) {
+          throw connectFailure(error, this.#host, this.#port, attempt + 1);
+        }
         await sleep(backoffDelay(attempt, backoff));
       }
     }
@@ -578,7 +624,10 @@ export class TCPClient<C extends Commands = Commands> {
       this.#shut(new ProtocolError(`Unreadable reply: ${(error as Error).message}`));
       return;
     }
-    for (const item of Array.isArray(value) ? value : [value]) {
+    const items = Array.isArray(value) ? value : [value];
+    // The messages of a batch share its line's bytes.
+    const bytesEach = Math.ceil(bytes.length / Math.max(1, items.length));
+    for (const item of items) {
       const reply = parseReply(item);
       switch (reply.kind) {
         case "result":
@@ -586,10 +635,10 @@ export class TCPClient<C extends Commands = Commands> {
           break;
         case "error":
           if (reply.id === null) this.#failure = fromWireError(reply.error);
-          else this.#settle(reply.id as number, settleError(reply.error));
+          else this.#settle(reply.id as number, callerView(reply.error));
           break;
         case "notification":
-          if (reply.method === MESSAGE_METHOD) this.#deliver(reply.params);
+          if (reply.method === MESSAGE_METHOD) this.#deliver(reply.params, bytesEach);
           else if (reply.method === BYE_METHOD) this.#bye = true;
           break;
         case "invalid":
@@ -599,11 +648,42 @@ export class TCPClient<C extends Commands = Commands> {
     }
   }
 
-  #deliver(params: unknown): void {
+  #deliver(params: unknown, bytes: number): void {
     const message = parseMessageParams(params);
     if (!message) return;
-    const pending = this.#pending.get(message.id as number);
-    if (pending) (pending.inbox ??= new Inbox()).push(message.data);
+    const id = message.id as number;
+    const pending = this.#pending.get(id);
+    if (!pending) return; // ended, or failed for too many unread messages: dropped
+    if (pending.readers > 0) {
+      pending.readers--;
+    } else {
+      pending.unread.push(bytes);
+      pending.unreadBytes += bytes;
+      const limit = pending.unread.length > this.#maxUnreadMessages
+        ? `${this.#maxUnreadMessages} messages (maxUnreadMessages)`
+        : pending.unreadBytes > this.#maxUnreadBytes
+        ? `${this.#maxUnreadBytes} bytes of messages (maxUnreadBytes)`
+        : undefined;
+      if (limit) {
+        this.#overflow(id, pending, limit);
+        return;
+      }
+    }
+    (pending.inbox ??= new Inbox()).push(message.data);
+  }
+
+  /** Fails a call the server sent too much unread data, and frees what it held. */
+  #overflow(id: number, pending: Pending, limit: string): void {
+    const error = new ProtocolError(
+      `Call ${id} to "${pending.call.command}" failed: the server sent it more than ${limit} ` +
+        "not yet read with recv(); its further messages are dropped",
+    );
+    pending.inbox?.close(error);
+    // A new inbox, closed: its recv() rejects at once instead of returning
+    // the unread messages, which are let go.
+    pending.inbox = new Inbox();
+    pending.inbox.close(error);
+    this.#settle(id, { error });
   }
 
   #shut(reason: Error): void {

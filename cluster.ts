@@ -6,19 +6,19 @@
  * @module
  */
 
-import { type CallOptions, TCPClient, type TCPClientOptions } from "./client.ts";
-import type { Params } from "./codec.ts";
-import type { Commands, ParamsOf, ResultOf } from "./handler.ts";
-import {
-  CallTimeoutError,
-  ConnectionClosedError,
-  ServerBusyError,
-  ShuttingDownError,
-} from "./errors.ts";
+import { type CallArgs, type CallOptions, TCPClient, type TCPClientOptions } from "./client.ts";
+import { type Params, PING_METHOD } from "./codec.ts";
+import type { Commands, ResultOf } from "./handler.ts";
+import { ConnectionClosedError, ServerBusyError, ShuttingDownError } from "./errors.ts";
 import { backoffDelay, type BackoffOptions, sleep } from "./internal/backoff.ts";
+import {
+  checkLimit,
+  checkPort,
+  checkTimeout,
+  isFatalConnectError,
+} from "./internal/client_rules.ts";
+import { callTimedOut } from "./internal/replies.ts";
 
-/** The built-in health check every tcpy server answers with `{ pong: true }`. */
-const PING = "tcpy.ping";
 /** How long a health probe of a down endpoint may take, in milliseconds. */
 const PROBE_TIMEOUT = 5_000;
 
@@ -133,12 +133,11 @@ export interface ClusterCallOptions extends CallOptions {
 /**
  * The arguments of {@linkcode TCPClusterClient.execute} after the command
  * name: params (optional when the handler requires none), then options.
+ * The same as `CallArgs<H, ClusterCallOptions>`.
  *
  * @typeParam H The handler class of the command.
  */
-export type ClusterCallArgs<H> = Record<never, never> extends ParamsOf<H>
-  ? [params?: ParamsOf<H>, options?: ClusterCallOptions]
-  : [params: ParamsOf<H>, options?: ClusterCallOptions];
+export type ClusterCallArgs<H> = CallArgs<H, ClusterCallOptions>;
 
 /** The state of one endpoint, as {@linkcode TCPClusterClient.status} reports it. */
 export interface EndpointStatus {
@@ -262,11 +261,6 @@ class Node {
 type Attempt =
   | { value: unknown }
   | { reason: RetryReason; error: unknown; link: Link | undefined };
-
-function isFatalConnectError(error: unknown): boolean {
-  return error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied ||
-    error instanceof TypeError;
-}
 
 /** Why a call that failed after its request was written may be retried, if it may. */
 function classify(error: unknown, link: Link, seq: number): RetryReason | undefined {
@@ -410,29 +404,23 @@ export class TCPClusterClient<C extends Commands = Commands> {
    * @param options The endpoints, connections per endpoint, retries, and the
    *   options of each connection's {@linkcode TCPClient}.
    * @throws {TypeError} If `endpoints` is empty or not an array.
-   * @throws {RangeError} If a port, `connections`, `timeout` or a `retry`
-   *   field is out of range.
+   * @throws {RangeError} If a port, `connections`, `timeout`,
+   *   `maxUnreadMessages`, `maxUnreadBytes` or a `retry` field is out of range.
    */
   constructor(options: TCPClusterClientOptions) {
     const { endpoints, connections = 1, timeout = 0, retry = {}, onRetry, ...rest } = options;
     if (!Array.isArray(endpoints) || endpoints.length === 0) {
       throw new TypeError("Cannot create TCPClusterClient: endpoints must be a non-empty array");
     }
-    for (const endpoint of endpoints) {
-      const port = endpoint?.port;
-      if (!Number.isSafeInteger(port) || port < 1 || port > 65535) {
-        throw new RangeError(
-          `Cannot create TCPClusterClient for port ${port}: port must be an integer from 1 to 65535`,
-        );
-      }
-    }
+    for (const endpoint of endpoints) checkPort(endpoint?.port, "TCPClusterClient");
     if (!Number.isSafeInteger(connections) || connections < 1 || connections > 1024) {
       throw new RangeError(
         `Cannot create TCPClusterClient with connections ${connections}: must be an integer from 1 to 1024`,
       );
     }
-    if (!(timeout >= 0)) {
-      throw new RangeError(`Cannot create TCPClusterClient with timeout ${timeout}: must be >= 0`);
+    checkTimeout(timeout, "TCPClusterClient");
+    for (const key of ["maxUnreadMessages", "maxUnreadBytes"] as const) {
+      if (rest[key] !== undefined) checkLimit(key, rest[key], "TCPClusterClient");
     }
     for (const key of ["retries", "baseDelay", "maxDelay"] as const) {
       const value = retry[key];
@@ -464,12 +452,13 @@ export class TCPClusterClient<C extends Commands = Commands> {
    * @returns The result; a handler's `error(...)` dictionary also resolves.
    * @throws {ConnectionClosedError} If the connection closed after the request
    *   was written, without `tcpy.bye`, and the call is not idempotent; or the
-   *   retries ran out; or the client was closed.
+   *   retries ran out (when no endpoint accepted a connection, this is the
+   *   last connect error: its message names the host and port, its `cause`
+   *   is the system's error, such as `Deno.errors.ConnectionRefused`); or the
+   *   client was closed.
    * @throws {ShuttingDownError} If every retry was refused (or left unread) by
    *   draining servers.
    * @throws {CallTimeoutError} If the time limit passed.
-   * @throws {Deno.errors.ConnectionRefused} If no endpoint accepted a
-   *   connection within the retries (or another connect error).
    * @throws {UnknownCommandError} And the other errors of
    *   {@linkcode TCPClient.execute}, which are not retried.
    *
@@ -552,7 +541,7 @@ export class TCPClusterClient<C extends Commands = Commands> {
     const timeout = callTimeout ?? this.#timeout;
     const deadline = timeout > 0 ? Date.now() + timeout : Infinity;
     const stop = signal ? AbortSignal.any([signal, this.#closer.signal]) : this.#closer.signal;
-    const late = () => new CallTimeoutError(`Call ${cmd} timed out after ${timeout} ms`);
+    const late = () => callTimedOut(cmd, timeout);
     const avoid = new Set<Link>();
     const failed = new Set<Node>();
     let node = this.#pick(avoid, failed) ?? this.#fallback();
@@ -773,7 +762,7 @@ export class TCPClusterClient<C extends Commands = Commands> {
     const link = this.#connect(node);
     try {
       await link.ready;
-      await link.client.execute(PING, undefined, { timeout: PROBE_TIMEOUT });
+      await link.client.execute(PING_METHOD, undefined, { timeout: PROBE_TIMEOUT });
     } catch {
       this.#markDown(node);
       this.#retire(node, link);

@@ -58,7 +58,7 @@
 
 import { errorText, parseIncoming, parseReply, requestText, resultText, toJson } from "./codec.ts";
 import { ConnectionClosedError, fromWireError, type WireError } from "./errors.ts";
-import type { Commands, HandlerClass, ParamsOf, ResultOf } from "./handler.ts";
+import type { Commands, HandlerClass, ParamsOf, ResultOf, TCPHandler } from "./handler.ts";
 import { TCPClient, type TCPClientOptions } from "./client.ts";
 import { TCPServer, type TCPServerOptions } from "./server.ts";
 import type { Channel } from "./internal/channel.ts";
@@ -66,6 +66,7 @@ import { clientGone, jsonSender } from "./internal/executor.ts";
 import { Inbox } from "./internal/inbox.ts";
 import { isHandlerClass } from "./internal/resolve.ts";
 import { type Outcome, runHandler } from "./internal/run_handler.ts";
+import { callerView } from "./internal/replies.ts";
 
 // ---------------------------------------------------------------------------
 // Handlers in-process
@@ -113,7 +114,12 @@ export interface TestHandlerOptions {
  * const run: HandlerRun<{ success: true }> = await testHandler(Echo, {}, {
  *   conversation: ["hi", "unheard"],
  * });
- * assert.deepEqual(run, { result: { success: true }, sent: ["hi"], unread: ["unheard"] });
+ * assert.deepEqual(run, {
+ *   result: { success: true },
+ *   sent: ["hi"],
+ *   unread: ["unheard"],
+ *   warnings: [],
+ * });
  * ```
  */
 export interface HandlerRun<R> {
@@ -126,6 +132,14 @@ export interface HandlerRun<R> {
   sent: unknown[];
   /** The scripted `conversation` values the handler never read with `recv()`. */
   unread: unknown[];
+  /**
+   * Mistakes the run shows that are no error on a server, in words: for
+   * now, an `execute()` that returned (or resolved with) `undefined`, which
+   * is a forgotten `return` more often than not (the client gets `null`).
+   * Empty when there are none; `assert.deepEqual(run.warnings, [])` keeps
+   * it so.
+   */
+  warnings: string[];
 }
 
 /**
@@ -207,10 +221,6 @@ function jsonCopy(value: unknown, what: string): unknown {
   return JSON.parse(json);
 }
 
-function isReserved(code: number): boolean {
-  return code >= -32768 && code <= -32000;
-}
-
 /**
  * Encodes the request as `TCPClient` does and reads it back as the server
  * does, so params get the same JSON round trip and the same checks.
@@ -227,31 +237,65 @@ function encodeRequest(params: unknown): string {
 
 /**
  * What `TCPClient` makes of an outcome: the value it resolves with, or the
- * error it throws. The same rule as `settleError` in client.ts;
- * tests/testing_test.ts compares the two against a real server.
+ * error it throws, by the rule `TCPClient` uses (internal/replies.ts).
+ * tests/testing_server_test.ts compares the two against a real server.
  */
 function clientView(outcome: Outcome): unknown {
   const reply = parseReply(
     JSON.parse("json" in outcome ? resultText(1, outcome.json) : errorText(1, outcome.error)),
   );
   if (reply.kind === "result") return reply.result;
-  const error = (reply as { error: WireError }).error;
-  const data = error.data;
-  if (
-    !isReserved(error.code) && typeof data === "object" && data !== null &&
-    (data as { error?: unknown }).error === true
-  ) {
-    return data;
-  }
-  throw fromWireError(error);
+  const seen = callerView((reply as { error: WireError }).error);
+  if ("error" in seen) throw seen.error;
+  return seen.value;
 }
 
-async function run(handler: HandlerClass, request: string, channel: Channel): Promise<unknown> {
+/**
+ * `handler`, but each instance's `execute()` reports an `undefined` result
+ * (returned or resolved) to `warn`. The instances are the handler's own,
+ * made by its own constructor.
+ */
+function watchReturn(handler: HandlerClass, warn: (text: string) => void): HandlerClass {
+  const check = (value: unknown) => {
+    if (value !== undefined) return;
+    warn(
+      `${handler.name || "The handler"}.execute() returned undefined: did it forget to ` +
+        "`return`? The client receives null. Return this.success(...), this.error(...) " +
+        "or the value to send, or null to mean nothing.",
+    );
+  };
+  return new Proxy(handler, {
+    construct(target, args) {
+      const instance = Reflect.construct(target, args) as TCPHandler;
+      const execute = instance.execute;
+      instance.execute = function (this: TCPHandler) {
+        const result = execute.call(this);
+        if (!(result instanceof Promise)) {
+          check(result);
+          return result;
+        }
+        return result.then((value) => {
+          check(value);
+          return value;
+        });
+      };
+      return instance;
+    },
+  });
+}
+
+async function run(
+  handler: HandlerClass,
+  request: string,
+  channel: Channel,
+  warnings?: string[],
+): Promise<unknown> {
   const incoming = parseIncoming(JSON.parse(request));
   if (incoming.kind !== "call") {
     throw fromWireError((incoming as { error: WireError }).error);
   }
-  return clientView(await runHandler(handler, incoming.params, channel));
+  const watched = warnings ? watchReturn(handler, (text) => warnings.push(text)) : handler;
+  return clientView(await runHandler(watched, incoming.params, channel));
 }
 
 /**
@@ -265,11 +309,20 @@ async function run(handler: HandlerClass, request: string, channel: Channel): Pr
  * For a conversation that depends on what the handler sends, use
  * {@linkcode callHandler}.
  *
+ * It also points out mistakes that are no error on a server, in
+ * `warnings`: an `execute()` that returned `undefined` (a forgotten
+ * `return`). Check `warnings` in your test, or at least read them. One
+ * mistake it cannot see: a `recv()` whose promise is never awaited (a
+ * missing `await`). The handler then goes on without the value, and a
+ * scripted value it took shows up neither in `unread` nor anywhere else;
+ * only the result tells, so assert on it.
+ *
  * @typeParam C The handler class.
  * @param handler A class that extends `TCPHandler`.
  * @param params The client's named params (`{}` if left out).
  * @param options The client's side of the conversation.
- * @returns The result, what the handler sent, and what it left unread.
+ * @returns The result, what the handler sent, what it left unread, and
+ *   warnings about likely mistakes.
  * @throws {TypeError} If `handler` is not a handler class, or `params` or a
  *   `conversation` value is not JSON-serializable.
  * @throws {HandlerFailedError} If the handler threw (or rejected) anything
@@ -305,6 +358,24 @@ async function run(handler: HandlerClass, request: string, channel: Channel): Pr
  * const run = await testHandler(Sum, {}, { conversation: [1, 2, "end"] });
  * assert.deepEqual(run.result, { success: true, total: 3 });
  * assert.deepEqual(run.sent, [{ running: 1 }, { running: 3 }]);
+ * assert.deepEqual(run.warnings, []);
+ * ```
+ *
+ * @example A forgotten `return` is a warning
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { TCPHandler } from "./mod.ts";
+ * import { testHandler } from "./testing.ts";
+ *
+ * class Add extends TCPHandler<{ x: number; y: number }> {
+ *   execute() {
+ *     this.success({ solution: this.params.x + this.params.y }); // no return
+ *   }
+ * }
+ *
+ * const run = await testHandler(Add, { x: 1, y: 2 });
+ * assert.equal(run.result, null);
+ * assert.match(run.warnings[0], /Add\.execute\(\) returned undefined/);
  * ```
  *
  * @example Failures arrive as the client's typed errors
@@ -356,8 +427,9 @@ export async function testHandler<C extends HandlerClass>(
       );
     },
   };
-  const result = await run(handler, request, channel) as ResultOf<C>;
-  return { result, sent, unread: script.slice(read) };
+  const warnings: string[] = [];
+  const result = await run(handler, request, channel, warnings) as ResultOf<C>;
+  return { result, sent, unread: script.slice(read), warnings };
 }
 
 /**
@@ -433,10 +505,13 @@ export function callHandler<C extends HandlerClass>(
 // ---------------------------------------------------------------------------
 // Real servers
 
+/** Workers of a test server: more than one, so per-worker module state shows. */
+const DEFAULT_TEST_THREADS = 2;
+
 /**
  * Options of {@linkcode startTestServer}: those of {@linkcode TCPServer},
  * with the same defaults, except where it listens (always 127.0.0.1 on a
- * free port) and `onListen` (silent).
+ * free port), `onListen` (silent) and `threads` (2 workers).
  *
  * @typeParam C The command map, which types the clients of the server.
  *
@@ -539,13 +614,19 @@ export interface TestServer<C extends Commands = Commands> extends AsyncDisposab
  * on a port the system picks, without the "listening" log line. Stop it with
  * `await using`.
  *
- * The server's worker pool (4 threads unless `threads` says otherwise)
- * imports the module in `module` to find the handler classes; under
- * `deno test` the default is the test file itself, so define the handler
- * classes at the test module's top level and export them, or pass the module
- * that defines them (`module: import.meta.url`, or the URL of a fixtures
- * file). `threads: 0` runs the handlers on the main thread, which needs
- * neither.
+ * Handlers run in a pool of 2 workers unless `threads` says otherwise.
+ * Two, not one: each worker has its own copy of every module, so a handler
+ * that keeps state in a module-level variable (a `Map` of sessions, a
+ * counter) sees a different copy from call to call, as on a production
+ * server with several threads. With one worker such a test passes, and the
+ * bug waits for production.
+ *
+ * The workers import the module in `module` to find the handler classes;
+ * under `deno test` the default is the test file itself, so define the
+ * handler classes at the test module's top level and export them, or pass
+ * the module that defines them (`module: import.meta.url`, or the URL of a
+ * fixtures file). `threads: 0` runs the handlers on the main thread, which
+ * needs neither (and shares the test's module state).
  *
  * @typeParam C The command map; the clients from `client()` are typed by it.
  * @param options The server's options.
@@ -578,23 +659,29 @@ export interface TestServer<C extends Commands = Commands> extends AsyncDisposab
  *
  * @example Handlers in workers (in a test file, `handlers.ts` exporting them)
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { startTestServer } from "jsr:@tcpy/tcpy/testing";
  * import { commands } from "./handlers.ts";
  *
  * Deno.test("add runs in a worker", async () => {
  *   await using t = await startTestServer({
  *     commands,
- *     threads: 2,
  *     module: new URL("./handlers.ts", import.meta.url),
  *   });
- *   console.log(await t.client().execute("add", { x: 1, y: 2 }));
+ *   assert.deepEqual(await t.client().execute("add", { x: 1, y: 2 }), { success: true, solution: 3 });
  * });
  * ```
  */
 export async function startTestServer<C extends Commands = Commands>(
   options: TestServerOptions<C> = {},
 ): Promise<TestServer<C>> {
-  const server = new TCPServer({ ...options, host: "127.0.0.1", port: 0, onListen() {} });
+  const server = new TCPServer({
+    ...options,
+    threads: options.threads ?? DEFAULT_TEST_THREADS,
+    host: "127.0.0.1",
+    port: 0,
+    onListen() {},
+  });
   const { hostname, port } = await server.listen();
   // Clients authenticate with the server's secret unless told otherwise.
   const secret = options.secret === undefined ? {} : { secret: options.secret };

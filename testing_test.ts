@@ -105,6 +105,7 @@ Deno.test("testHandler returns the result as a client sees it, after a JSON roun
     result: { success: true, solution: 3 },
     sent: [],
     unread: [],
+    warnings: [],
   });
   const { result } = await testHandler(Echo, {
     when: new Date(0),
@@ -126,6 +127,54 @@ Deno.test("testHandler feeds the scripted conversation to recv() and reports wha
   const sum = await testHandler(Sum, {}, { conversation: [1, 2, 3, "end"] });
   assert.deepEqual(sum.sent, [{ running: 1 }, { running: 3 }, { running: 6 }]);
   assert.deepEqual(sum.result, { success: true, total: 6 });
+});
+
+class Forgetful extends TCPHandler<{ x: number }> {
+  execute() {
+    this.success({ doubled: this.params.x * 2 }); // the return is missing
+  }
+}
+
+class ForgetfulLater extends TCPHandler {
+  async execute() {
+    await this.send("working");
+  }
+}
+
+class Nothing extends TCPHandler {
+  execute() {
+    return null;
+  }
+}
+
+/** Knows its own class, as handlers may. */
+class SelfAware extends TCPHandler {
+  execute() {
+    return { mine: this instanceof SelfAware && this.constructor === SelfAware };
+  }
+}
+
+Deno.test("testHandler warns when execute() returned undefined, sync or async", async () => {
+  const sync = await testHandler(Forgetful, { x: 2 });
+  assert.equal(sync.result, null);
+  assert.deepEqual(sync.warnings, [
+    "Forgetful.execute() returned undefined: did it forget to `return`? The client receives " +
+    "null. Return this.success(...), this.error(...) or the value to send, or null to mean nothing.",
+  ]);
+  const later = await testHandler(ForgetfulLater);
+  assert.deepEqual(later.sent, ["working"]);
+  assert.equal(later.warnings.length, 1);
+  assert.match(later.warnings[0], /^ForgetfulLater\.execute\(\) returned undefined/);
+});
+
+Deno.test("testHandler does not warn about a handler that returns null on purpose", async () => {
+  assert.deepEqual(await testHandler(Nothing), {
+    result: null,
+    sent: [],
+    unread: [],
+    warnings: [],
+  });
+  assert.deepEqual((await testHandler(SelfAware)).result, { mine: true });
 });
 
 Deno.test("testHandler reports the scripted values the handler never read", async () => {

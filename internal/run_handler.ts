@@ -9,19 +9,10 @@ import { ErrorCode, TcpyError, type WireError } from "../errors.ts";
 import { toJson } from "../codec.ts";
 import type { HandlerClass } from "../handler.ts";
 import { attachChannel, type Channel } from "./channel.ts";
+import { isErrorReply, isReserved } from "./replies.ts";
 
 /** A finished call: the result's JSON text, or the error to answer with. */
 export type Outcome = { json: string } | { error: WireError };
-
-function isErrorReply(value: unknown): value is { error: true; message: string; code?: unknown } {
-  return typeof value === "object" && value !== null && !Array.isArray(value) &&
-    (value as { error?: unknown }).error === true &&
-    typeof (value as { message?: unknown }).message === "string";
-}
-
-function isReserved(code: number): boolean {
-  return code >= -32768 && code <= -32000;
-}
 
 /** Maps what `execute()` returned to an outcome. */
 export function settle(value: unknown): Outcome {

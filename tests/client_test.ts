@@ -9,7 +9,28 @@ import {
   TCPClient,
   UnknownCommandError,
 } from "../mod.ts";
-import { delay, fakeServer, startServer } from "./_helpers.ts";
+import { delay, fakeServer, startServer, within } from "./_helpers.ts";
+
+/** A fake server's side of a connection: the client's requests, one JSON line at a time. */
+class Requests {
+  #text = "";
+  readonly #decoder = new TextDecoder();
+  readonly #chunk = new Uint8Array(4096);
+  constructor(readonly conn: Deno.Conn) {}
+
+  /** The next line, parsed; `undefined` once the client left. */
+  async next(): Promise<{ id: number; method: string } | undefined> {
+    let at;
+    while ((at = this.#text.indexOf("\n")) === -1) {
+      const n = await this.conn.read(this.#chunk).catch(() => null);
+      if (n === null) return undefined;
+      this.#text += this.#decoder.decode(this.#chunk.subarray(0, n), { stream: true });
+    }
+    const line = this.#text.slice(0, at);
+    this.#text = this.#text.slice(at + 1);
+    return JSON.parse(line);
+  }
+}
 
 async function readSome(conn: Deno.Conn): Promise<string> {
   const buf = new Uint8Array(4096);
@@ -41,7 +62,9 @@ Deno.test("TCPClient rejects an unknown command with UnknownCommandError", async
 Deno.test("TCPClient gives up on a call after its timeout, and the connection stays usable", async () => {
   await using server = await startServer({ threads: 0 });
   await using client = new TCPClient({ port: server.port, timeout: 50 });
-  await assert.rejects(client.execute("sleep", { ms: 300 }), CallTimeoutError);
+  const timedOut = await client.execute("sleep", { ms: 300 }).catch((e) => e);
+  assert.ok(timedOut instanceof CallTimeoutError, String(timedOut));
+  assert.equal(timedOut.message, 'Call to "sleep" timed out after 50 ms');
   assert.deepEqual(await client.execute("add", { x: 1, y: 1 }, { timeout: 0 }), {
     success: true,
     solution: 2,
@@ -98,19 +121,37 @@ Deno.test("TCPClient rejects pending calls with ProtocolError on an oversized re
   await assert.rejects(client.execute("add"), ProtocolError);
 });
 
-Deno.test("TCPClient reports a refused connection on the call", async () => {
+Deno.test("TCPClient reports a refused connection as ConnectionClosedError naming host and port", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   const client = new TCPClient({ host: "127.0.0.1", port });
-  await assert.rejects(client.execute("add"), Deno.errors.ConnectionRefused);
+  const error = await client.execute("add").catch((e) => e);
+  assert.ok(error instanceof ConnectionClosedError, String(error));
+  assert.equal(error.code, -32005);
+  assert.ok(error.cause instanceof Deno.errors.ConnectionRefused, String(error.cause));
+  assert.equal(error.message, `Cannot connect to 127.0.0.1:${port}: ${error.cause.message}`);
+  assert.match(error.message, /Connection refused/);
+  await assert.rejects(client.connect(), ConnectionClosedError);
+
+  const retrying = new TCPClient({
+    host: "127.0.0.1",
+    port,
+    reconnect: { retries: 2, baseDelay: 1, maxDelay: 1 },
+  });
+  const retried = await retrying.connect().catch((e) => e);
+  assert.ok(retried instanceof ConnectionClosedError, String(retried));
+  assert.ok(retried.message.startsWith(`Cannot connect to 127.0.0.1:${port} (3 attempts): `));
   await client.disconnect();
+  await retrying.disconnect();
 });
 
 Deno.test("TCPClient refuses bad options", () => {
   assert.throws(() => new TCPClient({ port: 0 }), RangeError);
   assert.throws(() => new TCPClient({ port: 1.5 }), RangeError);
   assert.throws(() => new TCPClient({ timeout: -1 }), RangeError);
+  assert.throws(() => new TCPClient({ maxUnreadMessages: 0 }), /maxUnreadMessages 0/);
+  assert.throws(() => new TCPClient({ maxUnreadBytes: 1.5 }), /maxUnreadBytes 1.5/);
 });
 
 Deno.test("Call.send refuses data JSON cannot carry", async () => {
@@ -172,4 +213,108 @@ Deno.test("TCPClient passes on the error a server reported before its tcpy.bye, 
   const error = await client.execute("add").catch((e) => e);
   assert.ok(error instanceof ConnectionClosedError, String(error));
   assert.ok(error.cause instanceof MessageTooLargeError, String(error.cause));
+});
+
+/**
+ * A hostile server: answers `flood` with `count` notifications of `bytes`
+ * each for that call, and never with a result; answers anything else with
+ * `{ ok: true }`. `sent()` says how many bytes of messages it wrote.
+ */
+function floodServer(count: number, bytes: number) {
+  const encoder = new TextEncoder();
+  let sent = 0;
+  const fake = fakeServer(async (conn) => {
+    const requests = new Requests(conn);
+    for (let request; (request = await requests.next());) {
+      const { id, method } = request;
+      if (method !== "flood") {
+        await conn.write(encoder.encode(`{"jsonrpc":"2.0","id":${id},"result":{"ok":true}}\n`));
+        continue;
+      }
+      // One buffer written again and again: the flood costs this process no memory.
+      const head = `{"jsonrpc":"2.0","method":"tcpy.message","params":{"id":${id},"data":"`;
+      const tail = `"}}\n`;
+      const line = encoder.encode(head + "x".repeat(bytes - head.length - tail.length) + tail);
+      for (let i = 0; i < count; i++) {
+        let written = 0;
+        while (written < line.length) written += await conn.write(line.subarray(written));
+        sent += line.length;
+      }
+    }
+  });
+  return Object.assign(fake, { sent: () => sent });
+}
+
+Deno.test("TCPClient fails a call flooded with unread messages, keeps its memory, and serves other calls", async () => {
+  const LINE = 64 * 1024;
+  const COUNT = 4200; // 4200 x 64 KiB = 262.5 MiB
+  await using fake = floodServer(COUNT, LINE);
+  await using client = new TCPClient({ host: "127.0.0.1", port: fake.port });
+  await client.connect();
+  const before = Deno.memoryUsage().rss;
+  let peak = before;
+  const sampler = setInterval(() => peak = Math.max(peak, Deno.memoryUsage().rss), 10);
+  try {
+    const started = Date.now();
+    const call = client.call("flood");
+    const error = await within(call.result.catch((e) => e), 10_000, "the flooded call");
+    const took = Date.now() - started;
+    assert.ok(error instanceof ProtocolError, String(error));
+    assert.match(error.message, /call 1\b.*4194304 bytes/i);
+    assert.ok(took < 5_000, `rejected after ${took} ms`);
+    await assert.rejects(call.recv(), ProtocolError);
+    // The same connection answers a second call once the server is done flooding.
+    assert.deepEqual(await within(client.execute("other"), 60_000, "the second call"), {
+      ok: true,
+    });
+    assert.equal(fake.sent(), COUNT * LINE);
+    assert.ok(fake.sent() > 256 * 1024 * 1024);
+    // Before the limit, this flood grew the process by 220 MiB and the call never ended.
+    const growth = Math.max(peak, Deno.memoryUsage().rss) - before;
+    assert.ok(growth < 64 * 1024 * 1024, `RSS grew by ${(growth / 2 ** 20).toFixed(1)} MiB`);
+  } finally {
+    clearInterval(sampler);
+  }
+});
+
+Deno.test("TCPClient fails a call past maxUnreadMessages unread messages; other calls go on", async () => {
+  await using fake = floodServer(2000, 100);
+  await using client = new TCPClient({ host: "127.0.0.1", port: fake.port });
+  const flooded = client.call("flood");
+  const waiting = flooded.recv(); // one message goes to this reader, 1024 more wait unread
+  const error = await within(flooded.result.catch((e) => e), 10_000, "the flooded call");
+  assert.ok(error instanceof ProtocolError, String(error));
+  assert.equal(
+    error.message,
+    'Call 1 to "flood" failed: the server sent it more than 1024 messages (maxUnreadMessages) ' +
+      "not yet read with recv(); its further messages are dropped",
+  );
+  assert.match(String(await waiting), /^x+$/);
+  await assert.rejects(flooded.recv(), ProtocolError);
+  assert.deepEqual(await within(client.execute("other"), 10_000, "the next call"), { ok: true });
+  assert.equal(client.connected, true);
+});
+
+Deno.test("TCPClient counts only unread messages: a call that reads along is not failed", async () => {
+  // Ten rounds of three messages in one write, each round answered by the client.
+  const encoder = new TextEncoder();
+  await using fake = fakeServer(async (conn) => {
+    const requests = new Requests(conn);
+    const { id } = (await requests.next())!;
+    const message = (data: number) =>
+      `{"jsonrpc":"2.0","method":"tcpy.message","params":{"id":${id},"data":${data}}}\n`;
+    for (let round = 0; round < 10; round++) {
+      await conn.write(encoder.encode(message(1) + message(2) + message(3)));
+      await requests.next();
+    }
+    await conn.write(encoder.encode(`{"jsonrpc":"2.0","id":${id},"result":"done"}\n`));
+    await requests.next(); // until the client leaves
+  });
+  await using client = new TCPClient({ host: "127.0.0.1", port: fake.port, maxUnreadMessages: 3 });
+  const call = client.call("chat");
+  for (let round = 0; round < 10; round++) {
+    assert.deepEqual([await call.recv(), await call.recv(), await call.recv()], [1, 2, 3]);
+    await call.send("next");
+  }
+  assert.equal(await within(call.result, 5_000, "the result"), "done");
 });

@@ -143,7 +143,8 @@ Deno.test("TCPClusterClient fails over when a server closes, and marks it down",
   assert.equal(events.length, 1);
   assert.equal(events[0].reason, "refused");
   assert.equal(events[0].endpoint.port, a.port);
-  assert.ok(events[0].error instanceof Deno.errors.ConnectionRefused);
+  assert.ok(events[0].error instanceof ConnectionClosedError);
+  assert.ok(events[0].error.cause instanceof Deno.errors.ConnectionRefused);
   assert.equal(cluster.stats.failed, 0);
 });
 
@@ -310,7 +311,11 @@ Deno.test("TCPClusterClient gives up after its retries with the connect error", 
     retry: { retries: 3, baseDelay: 5, maxDelay: 20 },
     onRetry: (event) => events.push(event),
   });
-  await assert.rejects(cluster.execute("who"), Deno.errors.ConnectionRefused);
+  const error = await cluster.execute("who").catch((e) => e);
+  assert.ok(error instanceof ConnectionClosedError, String(error));
+  assert.ok(error.cause instanceof Deno.errors.ConnectionRefused, String(error.cause));
+  const ports = cluster.status().map((s) => s.port);
+  assert.ok(ports.some((port) => error.message.startsWith(`Cannot connect to ${HOST}:${port}: `)));
   assert.equal(cluster.stats.retries.refused, 3);
   assert.deepEqual(events.map((e) => e.retry), [1, 2, 3]);
   assert.deepEqual(cluster.status().map((s) => s.up), [false, false]);
@@ -322,7 +327,9 @@ Deno.test("TCPClusterClient never waits past a call's timeout, retries included"
     retry: { retries: 100, baseDelay: 200, maxDelay: 200 },
   });
   const started = Date.now();
-  await assert.rejects(cluster.execute("who", {}, { timeout: 300 }), CallTimeoutError);
+  const timedOut = await cluster.execute("who", {}, { timeout: 300 }).catch((e) => e);
+  assert.ok(timedOut instanceof CallTimeoutError, String(timedOut));
+  assert.equal(timedOut.message, 'Call to "who" timed out after 300 ms');
   assert.ok(Date.now() - started < 1_000);
 });
 
@@ -349,6 +356,14 @@ Deno.test("TCPClusterClient checks its options", () => {
   );
   assert.throws(
     () => new TCPClusterClient({ endpoints: [{ port: 7272 }], retry: { retries: -1 } }),
+    RangeError,
+  );
+  assert.throws(
+    () => new TCPClusterClient({ endpoints: [{ port: 7272 }], maxUnreadMessages: 0 }),
+    /Cannot create TCPClusterClient with maxUnreadMessages 0/,
+  );
+  assert.throws(
+    () => new TCPClusterClient({ endpoints: [{ port: 7272 }], timeout: -1 }),
     RangeError,
   );
 });

@@ -16,6 +16,29 @@ export class Here extends TCPHandler {
   }
 }
 
+/**
+ * A newcomer's session store: a module-level Map. Each worker has its own
+ * copy, so a session made in one worker is unknown in the others.
+ */
+const sessions = new Map<string, string>();
+
+function thread(): string {
+  return (globalThis as { name?: string }).name || "main";
+}
+
+export class Login extends TCPHandler<{ user: string }> {
+  execute() {
+    sessions.set("t1", this.params.user);
+    return { token: "t1", thread: thread() };
+  }
+}
+
+export class WhoAmI extends TCPHandler<{ token: string }> {
+  execute() {
+    return { user: sessions.get(this.params.token) ?? null, thread: thread() };
+  }
+}
+
 /** Not exported, and mapped by no top-level server: a worker cannot find it. */
 class Hidden extends TCPHandler {
   execute() {
@@ -69,7 +92,7 @@ Deno.test("testHandler's scripted conversation matches a real conversation", asy
   }
   await call.send("end");
   const run = await testHandler(commands.sum, {}, { conversation: [4, 5, "end"] });
-  assert.deepEqual(run, { result: await call.result, sent, unread: [] });
+  assert.deepEqual(run, { result: await call.result, sent, unread: [], warnings: [] });
 });
 
 Deno.test("startTestServer listens on 127.0.0.1 on a free port, without logging", async () => {
@@ -137,4 +160,24 @@ Deno.test("startTestServer's clients use the server's secret", async () => {
     t.client({ secret: "wrong" }).execute("add", { x: 1, y: 1 }),
     AuthenticationError,
   );
+});
+
+Deno.test("startTestServer runs handlers in 2 workers unless told otherwise", async () => {
+  await using t = await startTestServer({ commands: { here: Here } });
+  assert.equal(t.server.threads, 2);
+  await using inline = await startTestServer({ commands: { here: Here }, threads: 0 });
+  assert.equal(inline.server.threads, 0);
+});
+
+// Needs the pool to spread consecutive calls over idle workers (round-robin
+// among equally loaded workers): until then both calls run in worker 0 and
+// the session is found, which is the bug this test is about.
+Deno.test("startTestServer shows module-level state is per worker: a session stored in one call is gone in the next", async () => {
+  await using t = await startTestServer({ commands: { login: Login, whoami: WhoAmI } });
+  await using client = t.client();
+  const login = await client.execute("login", { user: "ada" });
+  const whoami = await client.execute("whoami", { token: login.token });
+  assert.notEqual(whoami.thread, login.thread, "the two calls ran in the same worker");
+  // As on a production server with several threads: the session is not there.
+  assert.equal(whoami.user, null);
 });
