@@ -6,14 +6,13 @@
  */
 
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./framing.ts";
-import { errorText, RESERVED_PREFIX } from "./codec.ts";
-import { ErrorCode } from "./errors.ts";
+import { RESERVED_PREFIX } from "./codec.ts";
 import type { Commands, HandlerClass } from "./handler.ts";
-import { type ConnectionContext, ServerConnection } from "./internal/connection.ts";
-import { type CallLimits, InlineExecutor } from "./internal/executor.ts";
+import { Acceptor, bind, connectionContext } from "./internal/acceptor.ts";
+import type { CallLimits } from "./internal/executor.ts";
 import { guardThread } from "./internal/guard.ts";
-import { Placement } from "./internal/placement.ts";
 import { WorkerPool } from "./internal/pool.ts";
+import { ShardSet } from "./internal/shards.ts";
 import { isHandlerClass, loadingRegistry } from "./internal/resolve.ts";
 
 /**
@@ -93,6 +92,18 @@ export interface TCPServerOptions {
    * @default {4}
    */
   threads?: number;
+  /**
+   * Threads that accept, read and answer connections ("I/O threads"), each
+   * with its own listener on the port (Linux `SO_REUSEPORT`; needs Deno's
+   * `--unstable-net` or `"unstable": ["net"]` in deno.json). Inline and
+   * measured-cheap commands run on the I/O thread that read the call;
+   * pooled ones go to the worker pool. 0: one per CPU core when the
+   * platform allows and `threads` > 0, else 1 (the main thread alone, as
+   * it says once at start when more were asked for).
+   *
+   * @default {0}
+   */
+  ioThreads?: number;
   /**
    * Let the server run commands without `static inline` on the thread that
    * read the call once it has measured them cheap and synchronous (see the
@@ -275,6 +286,7 @@ export const SERVER_DEFAULTS: Readonly<
   host: "localhost",
   port: 7272,
   threads: 4,
+  ioThreads: 0,
   autoInline: true,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   maxBatchLength: 1000,
@@ -300,6 +312,7 @@ const MS = 2 ** 31 - 1;
 const RANGES: Record<string, [number, number, string]> = {
   port: [0, 65535, ""],
   threads: [0, 256, " (0 runs handlers inline)"],
+  ioThreads: [0, 256, " (0: one per core)"],
   maxMessageBytes: [1, 2 ** 30, ""],
   maxBatchLength: [1, 1_000_000, ""],
   gracePeriod: [0, MS, " ms"],
@@ -401,13 +414,10 @@ export class TCPServer {
   /** Command name → handler class; read when `listen()` is called. */
   commands: Commands;
   readonly #options: ResolvedServerOptions;
-  readonly #connections = new Set<ServerConnection>();
-  readonly #serving = new Set<Promise<void>>();
-  #listener: Deno.Listener | undefined;
-  #sweeper: ReturnType<typeof setInterval> | undefined;
   #address: ListenAddress | undefined;
   #pool: WorkerPool | undefined;
-  #accepting: Promise<void> | undefined;
+  /** What accepts and serves connections: the main thread's acceptor, or the I/O threads. */
+  #front: Acceptor | ShardSet | undefined;
   #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
@@ -441,7 +451,7 @@ export class TCPServer {
 
   /** Whether the server is listening. */
   get listening(): boolean {
-    return this.#listener !== undefined && this.#closing === undefined;
+    return this.#front !== undefined && this.#closing === undefined;
   }
 
   /**
@@ -478,21 +488,23 @@ export class TCPServer {
     guardThread();
     const options = this.#options;
     const needsPool = options.threads > 0 && [...commands.values()].some((cls) => !cls.inline);
-    const limits: CallLimits = {
-      unread: { messages: options.maxUnreadMessages, bytes: options.maxUnreadBytes },
-      maxSendBytes: options.maxReplyBytes,
-    };
+    const module = options.module?.toString() ?? Deno.mainModule;
+    const shards = shardCount(options);
+    if ((needsPool || shards > 1) && !module) {
+      throw new Error(
+        "Cannot start the worker threads: there is no main module to load handlers from; " +
+          "pass the `module` option or set threads: 0",
+      );
+    }
     if (needsPool) {
-      const module = options.module?.toString() ?? Deno.mainModule;
-      if (!module) {
-        throw new Error(
-          "Cannot start the worker pool: there is no main module to load handlers from; " +
-            "pass the `module` option or set threads: 0",
-        );
-      }
       // Inline commands never run in a worker, so workers need not find them.
       const pooled = new Map([...commands].filter(([, cls]) => !cls.inline));
-      const pool = new WorkerPool({ size: options.threads, module, commands: pooled, limits });
+      const pool = new WorkerPool({
+        size: options.threads,
+        module,
+        commands: pooled,
+        limits: callLimits(options),
+      });
       await pool.start();
       if (this.#closing) {
         await pool.close();
@@ -500,61 +512,30 @@ export class TCPServer {
       }
       this.#pool = pool;
     }
-    let listener: Deno.Listener;
     try {
-      listener = this.#bind();
+      if (shards > 1) {
+        const set = new ShardSet({ count: shards, module, options, commands, pool: this.#pool });
+        this.#address = await set.start();
+        this.#front = set;
+      } else {
+        const listener = bind(options, options.port, options.reusePort);
+        const addr = listener.addr as Deno.NetAddr;
+        this.#address = { hostname: addr.hostname, port: addr.port };
+        this.#front = new Acceptor(
+          listener,
+          connectionContext(options, commands, this.#pool),
+          options,
+        );
+      }
     } catch (error) {
       await this.#pool?.close();
       throw error;
     }
-    this.#listener = listener;
-    const addr = listener.addr as Deno.NetAddr;
-    this.#address = { hostname: addr.hostname, port: addr.port };
-    const context: ConnectionContext = {
-      commands,
-      pool: this.#pool,
-      inline: new InlineExecutor(limits),
-      maxMessageBytes: options.maxMessageBytes,
-      maxBatchLength: options.maxBatchLength,
-      maxInFlight: options.maxInFlight,
-      maxPendingCalls: options.maxPendingCalls,
-      maxOutputBytes: options.maxOutputBytes,
-      // Far past the point where reading pauses: room for one largest reply
-      // on top, so a client that keeps reading is never cut.
-      cutOutputBytes: Math.max(
-        4 * options.maxOutputBytes,
-        options.maxOutputBytes + 2 * options.maxReplyBytes,
-      ),
-      maxReplyBytes: options.maxReplyBytes,
-      messageTimeout: options.messageTimeout,
-      shares: { holders: 0 },
-      placement: this.#pool && options.autoInline ? new Placement() : undefined,
-      handlerTimeout: options.handlerTimeout,
-      writeTimeout: options.writeTimeout,
-      idleTimeout: options.idleTimeout,
-      linger: options.linger,
-      auth: options.secret === undefined ? undefined : {
-        secret: new TextEncoder().encode(options.secret),
-        timeout: options.authTimeout,
-        maxMessageBytes: AUTH_MAX_MESSAGE_BYTES,
-      },
-    };
-    const deadlines = [
-      context.handlerTimeout,
-      context.writeTimeout,
-      context.idleTimeout,
-      context.messageTimeout,
-    ]
-      .concat(context.auth ? [context.auth.timeout] : []).filter((t) => t > 0);
-    if (deadlines.length > 0) {
-      // One timer per server, not one per call: the hot path only stamps times.
-      const every = Math.max(10, Math.min(1000, Math.floor(Math.min(...deadlines) / 4)));
-      this.#sweeper = setInterval(() => {
-        const now = Date.now();
-        for (const connection of this.#connections) connection.sweep(now);
-      }, every);
+    if (this.#closing) {
+      await this.#front.close(0);
+      await this.#pool?.close();
+      throw new Error("Cannot listen: the server was closed while it started");
     }
-    this.#accepting = this.#accept(listener, context);
     const onListen = options.onListen ??
       ((a: ListenAddress) => console.log(`tcpy listening on ${a.hostname}:${a.port}`));
     onListen({ ...this.#address });
@@ -583,123 +564,66 @@ export class TCPServer {
     return this.close();
   }
 
-  /** Number of open connections. */
+  /** Number of open connections (with I/O threads, as they last reported, within ~50 ms). */
   get connections(): number {
-    return this.#connections.size;
+    return this.#front?.connections ?? 0;
   }
 
-  /** Number of calls in flight, over all connections. */
+  /** Number of calls in flight, over all connections (same caveat). */
   get inFlight(): number {
-    let total = 0;
-    for (const connection of this.#connections) total += connection.running;
-    return total;
+    return this.#front?.inFlight ?? 0;
   }
 
-  #bind(): Deno.Listener {
-    const { tls, reusePort } = this.#options;
-    const { host, port } = this.#options;
-    const base = { hostname: host, port, ...(reusePort ? { reusePort: true } : {}) };
-    try {
-      if (!tls) return Deno.listen({ ...base, transport: "tcp" });
-      const pem = "certFile" in tls
-        ? { cert: Deno.readTextFileSync(tls.certFile), key: Deno.readTextFileSync(tls.keyFile) }
-        : { cert: tls.cert, key: tls.key };
-      return Deno.listenTls({ ...base, ...pem });
-    } catch (error) {
-      if (error instanceof Deno.errors.AddrInUse) {
-        throw new Deno.errors.AddrInUse(
-          `Cannot listen on ${host}:${port}: the address is already in use ` +
-            "(another server runs there; pick another port, or 0 for any free one)",
-          { cause: error },
-        );
-      }
-      throw error;
-    }
+  /** Threads that accept and read connections: 1 (the main thread) or the I/O threads. */
+  get ioThreads(): number {
+    return this.#front instanceof ShardSet ? this.#front.size : this.#front ? 1 : 0;
   }
 
   async #shutdown(): Promise<void> {
     // A listen() in progress sees #closing once its workers are up, and stops.
     await this.#starting;
-    if (!this.#listener) return;
-    try {
-      this.#listener.close();
-    } catch {
-      // Already closed.
-    }
-    await this.#accepting;
-    const drained = Promise.all([...this.#connections].map((c) => c.drain()));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const grace = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.#options.gracePeriod);
-    });
-    await Promise.race([drained, grace]);
-    clearTimeout(timer);
-    for (const connection of this.#connections) connection.abort();
-    clearInterval(this.#sweeper);
-    await Promise.all(this.#serving);
+    await this.#front?.close(this.#options.gracePeriod);
     await this.#pool?.close();
   }
-
-  async #accept(listener: Deno.Listener, context: ConnectionContext): Promise<void> {
-    const limit = this.#options.maxConnections;
-    while (true) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch (error) {
-        if (this.#closing || error instanceof Deno.errors.BadResource) return;
-        // Only running out of descriptors or memory calls for a pause; an
-        // error about one connection (reset before it was accepted:
-        // NotConnected) must not delay the next.
-        if (OUT_OF_RESOURCES.has((error as { code?: string }).code ?? "")) {
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-        continue;
-      }
-      if (this.#connections.size >= limit) {
-        turnAway(conn, limit);
-        continue;
-      }
-      tune(conn);
-      const connection = new ServerConnection(conn, context);
-      this.#connections.add(connection);
-      const serving = connection.serve().finally(() => {
-        this.#connections.delete(connection);
-        this.#serving.delete(serving);
-      });
-      this.#serving.add(serving);
-    }
-  }
 }
 
-/** accept() errors that mean the process is short of something: wait before retrying. */
-const OUT_OF_RESOURCES = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"]);
+/** What each call may hold unread and send, from the server's options. */
+function callLimits(options: ResolvedServerOptions): CallLimits {
+  return {
+    unread: { messages: options.maxUnreadMessages, bytes: options.maxUnreadBytes },
+    maxSendBytes: options.maxReplyBytes,
+  };
+}
 
-/** Largest message before a connection has authenticated, in bytes. */
-const AUTH_MAX_MESSAGE_BYTES = 4096;
+let reusePortWorks: boolean | undefined;
 
-/** Low latency for small replies; keepalive so dead peers are found. */
-function tune(conn: Deno.Conn): void {
-  const tcp = conn as Partial<Deno.TcpConn>;
+/** Whether this process may listen with SO_REUSEPORT (Linux, `--unstable-net`). */
+function canReusePort(): boolean {
+  if (reusePortWorks !== undefined) return reusePortWorks;
+  if (Deno.build.os !== "linux") return reusePortWorks = false;
   try {
-    tcp.setNoDelay?.(true);
-    tcp.setKeepAlive?.(true);
+    Deno.listen({ hostname: "127.0.0.1", port: 0, reusePort: true }).close();
+    reusePortWorks = true;
   } catch {
-    // Not every platform lets us; the defaults still work.
+    reusePortWorks = false;
   }
+  return reusePortWorks;
 }
 
-/** Tells a client over the connection limit why, then closes it. */
-function turnAway(conn: Deno.Conn, limit: number): void {
-  const line = errorText(null, {
-    code: ErrorCode.SERVER_BUSY,
-    message: `Server busy: too many connections (limit ${limit})`,
-  });
-  conn.write(new TextEncoder().encode(line + "\n")).catch(() => {}).finally(() => {
-    try {
-      conn.close();
-    } catch {
-      // Already closed.
-    }
-  });
+let saidSingle = false;
+
+/** How many I/O threads to start; 1 means the main thread serves alone. */
+function shardCount(options: ResolvedServerOptions): number {
+  const cores = navigator.hardwareConcurrency || 1;
+  const asked = options.ioThreads || (options.threads > 0 ? cores : 1);
+  if (asked <= 1) return 1;
+  if (canReusePort()) return asked;
+  if (!saidSingle) {
+    saidSingle = true;
+    console.error(
+      `tcpy: serving connections on the main thread only: ${asked} I/O threads ` +
+        'need SO_REUSEPORT (Linux, with --unstable-net or "unstable": ["net"] in deno.json)',
+    );
+  }
+  return 1;
 }

@@ -16,10 +16,14 @@ export const CHEAP_US = 50;
  * pre-empts threads, so one slow sample proves nothing.
  */
 export const OUTLIERS = SAMPLES / 8;
-/** Average inline cost (µs, moving) above which a command goes back to the pool. */
-export const DEMOTE_AVERAGE_US = 200;
-/** One inline run this slow (µs), or one that went async, sends the command back at once. */
-export const DEMOTE_US = 10_000;
+/** An inline run slower than this (µs) counts as slow. */
+export const DEMOTE_US = 1_000;
+/**
+ * More than this many slow inline runs among {@linkcode SAMPLES} send the
+ * command back (one run that went async does at once). Not one: a GC pause
+ * or a pre-empted thread makes any run look slow now and then.
+ */
+export const SLOW_RUNS = SAMPLES / 4;
 
 interface Record {
   /** Pool runs seen in the current window, and how many of them were slow. */
@@ -27,8 +31,9 @@ interface Record {
   slow: number;
   /** Whether calls now run where they arrive. */
   inline: boolean;
-  /** Moving average of inline costs, µs. */
-  average: number;
+  /** Inline runs in the current window, and how many were slow. */
+  runs: number;
+  slowRuns: number;
   /** Times the command was sent back to the pool: each doubles the samples needed. */
   demotions: number;
 }
@@ -49,7 +54,7 @@ export class Placement {
   pooled(command: string, cost: number): void {
     let record = this.#records.get(command);
     if (!record) {
-      record = { seen: 0, slow: 0, inline: false, average: 0, demotions: 0 };
+      record = { seen: 0, slow: 0, inline: false, runs: 0, slowRuns: 0, demotions: 0 };
       this.#records.set(command, record);
     }
     if (record.inline) return;
@@ -61,7 +66,7 @@ export class Placement {
     }
     if (++record.seen >= window) {
       record.inline = true;
-      record.average = 0;
+      record.runs = record.slowRuns = 0;
     }
   }
 
@@ -69,8 +74,8 @@ export class Placement {
   ran(command: string, cost: number): void {
     const record = this.#records.get(command);
     if (!record?.inline) return;
-    record.average += (cost - record.average) / 16;
-    if (cost >= 0 && cost <= DEMOTE_US && record.average <= DEMOTE_AVERAGE_US) return;
+    if (++record.runs > SAMPLES) record.runs = record.slowRuns = 0;
+    if (cost >= 0 && (cost <= DEMOTE_US || ++record.slowRuns <= SLOW_RUNS)) return;
     record.inline = false;
     record.seen = record.slow = 0;
     record.demotions = Math.min(record.demotions + 1, 10);

@@ -1,12 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  CHEAP_US,
-  DEMOTE_AVERAGE_US,
-  DEMOTE_US,
-  OUTLIERS,
-  Placement,
-  SAMPLES,
-} from "./placement.ts";
+import { CHEAP_US, DEMOTE_US, OUTLIERS, Placement, SAMPLES, SLOW_RUNS } from "./placement.ts";
 
 Deno.test("Placement moves a command inline after SAMPLES cheap synchronous pool runs", () => {
   const placement = new Placement();
@@ -33,12 +26,12 @@ Deno.test("Placement tolerates a few slow samples (a pre-empted thread)", () => 
   assert.equal(placement.inline("add"), true);
 });
 
-Deno.test("Placement sends back a command whose inline runs average too slow", () => {
+Deno.test("Placement sends back a command whose inline runs are often slow, not one that hiccups", () => {
   const placement = new Placement();
   for (let i = 0; i < SAMPLES; i++) placement.pooled("get", 1);
-  for (let i = 0; i < 100 && placement.inline("get"); i++) {
-    placement.ran("get", DEMOTE_AVERAGE_US * 2);
-  }
+  for (let i = 0; i < SLOW_RUNS; i++) placement.ran("get", DEMOTE_US * 10);
+  assert.equal(placement.inline("get"), true, "a few pauses are tolerated");
+  placement.ran("get", DEMOTE_US + 1);
   assert.equal(placement.inline("get"), false);
 });
 
@@ -47,7 +40,7 @@ Deno.test("Placement sends a command back on a slow or async inline run, and wai
   for (let i = 0; i < SAMPLES; i++) placement.pooled("get", 1);
   placement.ran("get", 5);
   assert.equal(placement.inline("get"), true);
-  placement.ran("get", DEMOTE_US + 1);
+  placement.ran("get", -1);
   assert.equal(placement.inline("get"), false);
   for (let i = 0; i < SAMPLES; i++) placement.pooled("get", 1);
   assert.equal(placement.inline("get"), false, "a demoted command needs twice the samples");

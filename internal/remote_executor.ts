@@ -1,0 +1,80 @@
+/**
+ * An I/O thread's way to the worker pool: an {@linkcode Executor} whose
+ * calls are carried to the main thread, which runs them in its pool.
+ *
+ * @module
+ */
+
+import type { Call, Executor, Task } from "./executor.ts";
+import type { FromShard, ToShard } from "./shard_messages.ts";
+
+/** Runs calls in the main thread's pool, batching messages per tick. */
+export class RemoteExecutor implements Executor {
+  readonly #post: (batch: FromShard[]) => void;
+  readonly #calls = new Map<number, Call>();
+  #next = 1;
+  #outbox: FromShard[] = [];
+
+  /** @param post Sends a batch to the main thread. */
+  constructor(post: (batch: FromShard[]) => void) {
+    this.#post = post;
+  }
+
+  /** Calls sent and not yet finished. */
+  get inFlight(): number {
+    return this.#calls.size;
+  }
+
+  /** Sends `call` to the pool. */
+  run(call: Call): Task {
+    const job = this.#next++;
+    this.#calls.set(job, call);
+    this.queue({
+      t: "run",
+      job,
+      command: call.command,
+      params: call.params,
+      talk: call.conversational,
+    });
+    return {
+      deliver: (data, bytes) => {
+        if (this.#calls.has(job)) this.queue({ t: "msg", job, data, bytes });
+      },
+      cancel: (reason) => {
+        if (this.#calls.has(job)) this.queue({ t: "cancel", job, message: reason.message });
+      },
+      abandon: (reason) => {
+        if (this.#calls.delete(job)) this.queue({ t: "abandon", job, message: reason.message });
+      },
+    };
+  }
+
+  /** Queues a message for the main thread; one `postMessage` per tick. */
+  queue(message: FromShard): void {
+    if (this.#outbox.length === 0) queueMicrotask(() => this.#flush());
+    this.#outbox.push(message);
+  }
+
+  #flush(): void {
+    const batch = this.#outbox;
+    this.#outbox = [];
+    this.#post(batch);
+  }
+
+  /** Handles what the main thread sends back. */
+  receive(message: ToShard): void {
+    if (message.t === "send") {
+      this.#calls.get(message.job)?.send(message.json);
+    } else if (message.t === "done") {
+      const call = this.#calls.get(message.job);
+      if (!call) return;
+      this.#calls.delete(message.job);
+      call.finish(message.outcome, message.cost);
+    }
+  }
+
+  /** Nothing to release: the pool belongs to the main thread. */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * I/O thread entry ("shard"): a Web Worker that listens on the server's
+ * port with SO_REUSEPORT, so the kernel spreads connections over the
+ * shards, and serves its connections exactly as the main thread would:
+ * inline commands run here, pooled ones go to the main thread's pool.
+ *
+ * @module
+ */
+
+import type { HandlerClass } from "../handler.ts";
+import { Acceptor, bind, connectionContext } from "./acceptor.ts";
+import { guardThread } from "./guard.ts";
+import { RemoteExecutor } from "./remote_executor.ts";
+import { importHandlers, resolveCommands } from "./resolve.ts";
+import type { FromShard, ShardInit, ShardStatus, ToShard } from "./shard_messages.ts";
+import type { ResolvedServerOptions } from "../server.ts";
+
+const scope = globalThis as unknown as {
+  postMessage(message: unknown): void;
+  onmessage: ((event: MessageEvent<ShardInit | ToShard[]>) => void) | null;
+};
+
+/** How often a shard reports its connection and call counts, when they changed. */
+const STATS_EVERY_MS = 50;
+
+let acceptor: Acceptor | undefined;
+let remote: RemoteExecutor | undefined;
+
+function status(message: ShardStatus): void {
+  scope.postMessage(message);
+}
+
+async function init(message: ShardInit): Promise<void> {
+  try {
+    const { mod, registry } = await importHandlers(message.module);
+    const commands: Map<string, HandlerClass> = resolveCommands(mod, registry, message.commands);
+    if (message.pooled) {
+      remote = new RemoteExecutor((batch: FromShard[]) => scope.postMessage(batch));
+    }
+    const options = message.options as ResolvedServerOptions;
+    const listener = bind(options, message.port, true);
+    acceptor = new Acceptor(
+      listener,
+      connectionContext(options, commands, remote, message.shards),
+      { maxConnections: Math.max(1, Math.ceil(options.maxConnections / message.shards)) },
+    );
+    status({ t: "listening", port: (listener.addr as Deno.NetAddr).port });
+    let last = "";
+    setInterval(() => {
+      const connections = acceptor!.connections;
+      const inFlight = acceptor!.inFlight;
+      const now = `${connections},${inFlight}`;
+      if (now === last) return;
+      last = now;
+      scope.postMessage([{ t: "stats", connections, inFlight }]);
+    }, STATS_EVERY_MS);
+  } catch (error) {
+    status({ t: "failed", message: error instanceof Error ? error.message : String(error) });
+  }
+}
+
+async function close(grace: number): Promise<void> {
+  await acceptor?.close(grace);
+  scope.postMessage([{ t: "stats", connections: 0, inFlight: 0 }]);
+  status({ t: "closed" });
+}
+
+guardThread();
+scope.onmessage = (event) => {
+  const data = event.data;
+  if (!Array.isArray(data)) {
+    init(data);
+    return;
+  }
+  for (const message of data) {
+    if (message.t === "close") close(message.grace);
+    else remote?.receive(message);
+  }
+};
