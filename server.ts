@@ -536,8 +536,15 @@ export class TCPServer {
       await this.#pool?.close();
       throw new Error("Cannot listen: the server was closed while it started");
     }
-    const onListen = options.onListen ??
-      ((a: ListenAddress) => console.log(`tcpy listening on ${a.hostname}:${a.port}`));
+    const onListen = options.onListen ?? ((a: ListenAddress) => {
+      console.log(`tcpy listening on ${a.hostname}:${a.port}`);
+      if (shards === 1 && wantedShards(options) > 1) {
+        console.log(
+          "tcpy: connections are served by the main thread alone; " +
+            'run with --unstable-net (or "unstable": ["net"] in deno.json) for one I/O thread per core',
+        );
+      }
+    });
     onListen({ ...this.#address });
     return { ...this.#address };
   }
@@ -595,30 +602,29 @@ function callLimits(options: ResolvedServerOptions): CallLimits {
   };
 }
 
-let reusePortWorks: boolean | undefined;
-
-/** Whether this process may listen with SO_REUSEPORT (Linux, `--unstable-net`). */
+/**
+ * Whether this process may listen with SO_REUSEPORT: Linux, and Deno's
+ * unstable net APIs enabled. Trying is no test: without the flag Deno ends
+ * the process. `Deno.listenDatagram` exists exactly when they are enabled.
+ */
 function canReusePort(): boolean {
-  if (reusePortWorks !== undefined) return reusePortWorks;
-  if (Deno.build.os !== "linux") return reusePortWorks = false;
-  try {
-    Deno.listen({ hostname: "127.0.0.1", port: 0, reusePort: true }).close();
-    reusePortWorks = true;
-  } catch {
-    reusePortWorks = false;
-  }
-  return reusePortWorks;
+  return Deno.build.os === "linux" &&
+    typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
 }
 
 let saidSingle = false;
 
+/** I/O threads asked for, or by default one per core when there is a pool. */
+function wantedShards(options: ResolvedServerOptions): number {
+  return options.ioThreads || (options.threads > 0 ? navigator.hardwareConcurrency || 1 : 1);
+}
+
 /** How many I/O threads to start; 1 means the main thread serves alone. */
 function shardCount(options: ResolvedServerOptions): number {
-  const cores = navigator.hardwareConcurrency || 1;
-  const asked = options.ioThreads || (options.threads > 0 ? cores : 1);
+  const asked = wantedShards(options);
   if (asked <= 1) return 1;
   if (canReusePort()) return asked;
-  if (!saidSingle) {
+  if (!saidSingle && options.ioThreads > 1) {
     saidSingle = true;
     console.error(
       `tcpy: serving connections on the main thread only: ${asked} I/O threads ` +
