@@ -563,7 +563,7 @@ async function call(args: string[]): Promise<number> {
  *
  * @example
  * ```ts ignore
- * import { main } from "jsr:@tcpy/tcpy/cli";
+ * import { main } from "@tcpy/tcpy/cli";
  * Deno.exit(await main(["call", "add", "x=1", "y=2", "--port", "7272"]));
  * ```
  */

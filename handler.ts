@@ -126,9 +126,9 @@ export type ResultOf<H> = H extends new (params: never) => { execute(): infer R 
  * with `send()` and `recv()`. Throw {@linkcode InvalidParamsError} to refuse
  * the params; anything else thrown reaches the caller as a handler failure.
  *
- * Set `static inline = true` on a subclass to run it on the main event loop
- * even when the server has a worker pool (for handlers that are cheaper than
- * a worker round trip, ~150 µs).
+ * Set `static override inline = true` on a subclass to run it on the main
+ * event loop even when the server has a worker pool (for handlers that are
+ * cheaper than a worker round trip, ~150 µs).
  *
  * @typeParam P The params the handler takes.
  * @typeParam R What `execute()` returns.
