@@ -324,8 +324,9 @@ function optionsFrom<O>(
 /**
  * The directory a relative MODULE is resolved against: the one the command
  * was typed in. `deno task` (like npm) runs a task in the directory of its
- * deno.json and sets INIT_CWD to the directory it was invoked from, so that
- * is used when set; else the current directory. INIT_CWD is read only with
+ * deno.json and sets INIT_CWD to the directory it was invoked from (unless
+ * INIT_CWD is set already: an outer `deno task` or npm script keeps its
+ * own), so that is used when set; else the current directory. INIT_CWD is read only with
  * permission to (the `cli` task grants `--allow-env=INIT_CWD`), never with a
  * prompt.
  */

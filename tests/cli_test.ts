@@ -366,12 +366,16 @@ Deno.test("serve: a module that builds its own server (the tutorial), by relativ
 
 Deno.test("serve through `deno task cli` resolves MODULE from the directory it was typed in", async () => {
   // `deno task` runs in the repository root and sets INIT_CWD to examples/.
+  // Not if INIT_CWD is set already (as npm, it keeps the outermost one), and
+  // it is when this test runs under `deno task test`: the child goes without.
   const examples = new URL("../examples/", import.meta.url).pathname;
+  const env = Deno.env.toObject();
+  delete env.INIT_CWD;
+  env.NO_COLOR = "1";
   const { proc, port } = await serve(
     "tutorial_server.ts",
     ["--threads", "1"],
-    (args) =>
-      new Proc(Deno.execPath(), ["task", "cli", ...args], { NO_COLOR: "1" }, false, examples),
+    (args) => new Proc(Deno.execPath(), ["task", "cli", ...args], env, true, examples),
   );
   await using _ = proc;
   assert.match(proc.stdout, /\(commands: add\)/);
