@@ -188,11 +188,17 @@ Exit codes:
 
 const SERVE_HELP = `${SERVE_SYNOPSIS}
 
-Imports MODULE (a path relative to the current directory, or a URL) and serves
-the commands it offers: its \`commands\` export, else a default export that
-maps command names to handler classes, else the commands of the one TCPServer
-the module constructs at its top level (that server does not listen). The
-server's workers import MODULE too, to find the same handler classes.
+Imports MODULE (a path relative to the directory the command was typed in,
+or a URL) and serves the commands it offers: its \`commands\` export, else a
+default export that maps command names to handler classes, else the commands
+of the one TCPServer the module constructs at its top level (that server does
+not listen). The server's workers import MODULE too, to find the same handler
+classes.
+
+MODULE and its workers run with tcpy's own permissions: network and read.
+A module that reads environment variables needs tcpy started with them:
+"deno run --allow-net --allow-read --allow-env=VARS cli.ts serve ...", or a
+binary built with "deno task compile --allow-env=VARS".
 
 Options:
 ${flagLines(SERVE_FLAGS)}
@@ -315,11 +321,28 @@ function optionsFrom<O>(
   return options as O;
 }
 
-/** A module argument as a URL: URLs as given, paths resolved against the current directory. */
+/**
+ * The directory a relative MODULE is resolved against: the one the command
+ * was typed in. `deno task` (like npm) runs a task in the directory of its
+ * deno.json and sets INIT_CWD to the directory it was invoked from (unless
+ * INIT_CWD is set already: an outer `deno task` or npm script keeps its
+ * own), so that is used when set; else the current directory. INIT_CWD is read only with
+ * permission to (the `cli` task grants `--allow-env=INIT_CWD`), never with a
+ * prompt.
+ */
+function invocationDir(): string {
+  if (Deno.permissions.querySync({ name: "env", variable: "INIT_CWD" }).state === "granted") {
+    const dir = Deno.env.get("INIT_CWD");
+    if (dir) return dir;
+  }
+  return Deno.cwd();
+}
+
+/** A module argument as a URL: URLs as given, paths resolved against {@linkcode invocationDir}. */
 function moduleUrl(specifier: string): string {
   // Two letters at least, so that a Windows path like C:\x is taken as a path.
   if (/^[a-z][a-z\d+.-]+:/i.test(specifier)) return new URL(specifier).href;
-  return pathToFileURL(resolve(specifier)).href;
+  return pathToFileURL(resolve(invocationDir(), specifier)).href;
 }
 
 /**
@@ -328,7 +351,7 @@ function moduleUrl(specifier: string): string {
  * nothing), exactly as when a worker imports it.
  */
 async function loadCommands(url: string): Promise<Commands> {
-  const { mod, registry } = await importHandlers(url);
+  const { mod, registry } = await importHandlers(url, "tcpy serve");
   const exported = commandsOf(mod);
   if (exported) return exported;
   const servers = registry.servers.filter((s) => isCommandMap(s.commands));
@@ -541,7 +564,7 @@ async function call(args: string[]): Promise<number> {
  *
  * @example
  * ```ts ignore
- * import { main } from "jsr:@tcpy/tcpy/cli";
+ * import { main } from "@tcpy/tcpy/cli";
  * Deno.exit(await main(["call", "add", "x=1", "y=2", "--port", "7272"]));
  * ```
  */

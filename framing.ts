@@ -1,7 +1,7 @@
 /**
  * Line framing: bytes in, one message per `\n`-terminated line out. Pure: no
  * sockets, no timers, no `Deno.*`. The server drives {@linkcode LineSplitter}
- * straight from its `conn.read` loop (the fast path, see FACTS.md); users who
+ * straight from its `conn.read` loop (the fast path, see ARCHITECTURE.md); users who
  * prefer Web Streams pipe through {@linkcode LineDecoderStream}.
  *
  * @module

@@ -2,7 +2,8 @@
  * Web Streams for the wire format: bytes to JSON messages and back. For
  * users who want to speak tcpy's protocol over any byte stream (a
  * `Deno.Conn`'s `readable`/`writable`, a file, a test fixture). The server's
- * own hot path drives the same framing without stream stages (FACTS.md).
+ * own hot path drives the same framing without stream stages, which cost
+ * more per message (ARCHITECTURE.md).
  *
  * @module
  */

@@ -10,7 +10,8 @@
  *
  * The server here looks up cities with a simulated delay (a stand-in for a
  * database or an HTTP API). It waits rather than computes, so its handlers
- * run inline (`static inline = true`): a worker would only add a hop.
+ * run inline (`static override inline = true`): a worker would only add a
+ * hop.
  *
  * @module
  */

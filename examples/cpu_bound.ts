@@ -12,7 +12,8 @@
  * handlers take turns on one core, and the main thread cannot even read the
  * next request while a handler computes. On one core it cannot win, and the
  * worker round trip (~150 µs) makes it a little slower. For handlers
- * cheaper than that round trip, `static inline = true` is the better choice.
+ * cheaper than that round trip, `static override inline = true` is the
+ * better choice.
  *
  * @module
  */

@@ -1,7 +1,7 @@
 /**
  * The worker pool: runs handlers in Deno Web Workers. Calls queued in the
- * same tick go to a worker in one `postMessage` (a round trip costs ~150 µs,
- * FACTS.md), and each worker answers in batches too.
+ * same tick go to a worker in one `postMessage` (a round trip costs ~150 µs
+ * at low load, ARCHITECTURE.md), and each worker answers in batches too.
  *
  * Faults stay contained: a worker's uncaught error is caught here (otherwise
  * it kills the process), only that worker's calls fail, and a replacement
@@ -349,7 +349,7 @@ export class WorkerPool implements Executor {
 
   /**
    * Pings a worker whose call timed out. A worker stuck in a CPU loop cannot
-   * answer, and `terminate()` cannot stop it (FACTS.md): it is written off
+   * answer, and `terminate()` cannot stop it (ARCHITECTURE.md): it is written off
    * and a replacement takes its place, so new calls are not queued behind it.
    */
   #probe(slot: Slot, command: string): void {

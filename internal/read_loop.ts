@@ -1,7 +1,7 @@
 /**
  * The socket → frames step: reads a connection into one reused buffer and
  * pushes every chunk through a {@linkcode LineSplitter}. A direct `read`
- * loop measured 2-3x faster than Web Streams stages (FACTS.md).
+ * loop measured 2-3x faster than Web Streams stages (ARCHITECTURE.md).
  *
  * @module
  */

@@ -18,6 +18,8 @@ export const LOADING: unique symbol = Symbol.for("tcpy.loading") as never;
 
 /** What a worker collects while it imports the user's module. */
 export interface LoadingRegistry {
+  /** The URL of the module being imported, for error messages. */
+  module: string;
   /** Every server constructed during the import, in order. */
   servers: { commands: Commands }[];
 }
@@ -31,20 +33,64 @@ export function loadingRegistry(): LoadingRegistry | undefined {
  * Imports a handler module the way a worker must: servers it constructs at
  * its top level register in the returned registry, and their `listen()`
  * does nothing. Used by the worker entry and by the CLI.
+ *
+ * @param url The module's URL.
+ * @param importer Who imports it, for the error message: "a worker", "tcpy serve".
+ * @throws {Error} If the module's top-level code throws: the message names
+ *   the module and says to start the server under `if (import.meta.main)`,
+ *   the usual cause (see {@linkcode importFailure}). A module that cannot be
+ *   loaded at all (not found, a syntax error) rejects with Deno's own error.
  */
 export async function importHandlers(
   url: string,
+  importer = "a worker",
 ): Promise<{ mod: Record<string, unknown>; registry: LoadingRegistry }> {
   const global = globalThis as { [LOADING]?: LoadingRegistry };
-  const registry: LoadingRegistry = { servers: [] };
+  const registry: LoadingRegistry = { module: url, servers: [] };
   const previous = global[LOADING];
   global[LOADING] = registry;
   try {
     return { mod: await import(url), registry };
+  } catch (error) {
+    throw importFailure(url, importer, error);
   } finally {
     if (previous) global[LOADING] = previous;
     else delete global[LOADING];
   }
+}
+
+/**
+ * What to report when importing a handler module failed. A module that Deno
+ * could not load (not found, a syntax error: code `ERR_MODULE_NOT_FOUND`)
+ * keeps Deno's error, which says so. Anything else was thrown by the
+ * module's top-level code, and the usual reason is a script that starts its
+ * server, or calls it with a client, outside `if (import.meta.main)`: every
+ * worker imports the module and runs that code again (where `listen()` does
+ * nothing, so the client finds no server).
+ *
+ * @param url The module's URL.
+ * @param importer Who imported it: "a worker", "tcpy serve".
+ * @param error What the import rejected with.
+ * @returns The error to throw instead (the original is its `cause`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { importFailure } from "./resolve.ts";
+ * const refused = new Error("Connection refused (os error 111)");
+ * const error = importFailure("file:///app/main.ts", "a worker", refused) as Error;
+ * assert.match(error.message, /^while a worker imported file:\/\/\/app\/main\.ts, its top-level/);
+ * assert.match(error.message, /under if \(import\.meta\.main\)$/);
+ * ```
+ */
+export function importFailure(url: string, importer: string, error: unknown): unknown {
+  if ((error as { code?: unknown } | null)?.code === "ERR_MODULE_NOT_FOUND") return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new Error(
+    `while ${importer} imported ${url}, its top-level code threw: ${message}; ` +
+      "put the server's start (listen() and any client code) under if (import.meta.main)",
+    { cause: error },
+  );
 }
 
 /** Whether `value` looks like a handler class (works across copies of tcpy). */
@@ -75,7 +121,8 @@ export function commandsOf(mod: Record<string, unknown>): Commands | undefined {
  * mapped to that command by a server built during import or by the module's
  * command map, else an exported class with that name.
  *
- * @throws {Error} Naming every command it could not find.
+ * @throws {Error} Naming every command it could not find, the module it
+ *   searched, and how to point the workers at another module.
  */
 export function resolveCommands(
   mod: Record<string, unknown>,
@@ -105,8 +152,11 @@ export function resolveCommands(
   }
   if (missing.length > 0) {
     throw new Error(
-      `Cannot find handler classes for ${missing.join(", ")}: define the server and its ` +
-        "commands at the top level of the module, export the classes, or export a `commands` map",
+      `Cannot find handler classes for ${missing.join(", ")} in ${registry.module}, the ` +
+        "module the workers import to find them (the server's `module` option, by default the " +
+        "main module): construct the server with its commands at the top level of that " +
+        "module, export the classes, or export a `commands` map; if the classes are defined " +
+        'in another file, pass that file: module: new URL("./handlers.ts", import.meta.url)',
     );
   }
   return resolved;

@@ -16,6 +16,12 @@
  *
  * `deno compile` downloads the `denort` runtime for the target on first use;
  * set `DENORT_BIN` to use one already on disk (the environment is passed on).
+ * Where the download fails (offline, no route to Deno's download host), the
+ * script says so after Deno's error, and how to use `DENORT_BIN` instead.
+ *
+ * The binary's permissions are fixed when it is built: network and read.
+ * `--allow-env` (all variables) or `--allow-env=A,B` (those only) is passed
+ * on to `deno compile`, for served modules that read the environment.
  *
  * @module
  */
@@ -33,6 +39,12 @@ export interface CompileOptions {
   target?: string;
   /** Where to write the binary (relative to {@linkcode ROOT} or absolute). */
   output?: string;
+  /**
+   * Let the binary (and so the modules it serves, and their workers) read
+   * environment variables: `true` for all of them, or a comma-separated list
+   * of names. Off by default.
+   */
+  allowEnv?: true | string;
 }
 
 /**
@@ -60,9 +72,12 @@ export function compileArgs(options: CompileOptions = {}): string[] {
     // known at run time...
     "--allow-net",
     // ...and `serve` reads MODULE from disk (the current directory resolves
-    // a relative path; workers import the module too). Nothing else: no env,
-    // no write, no run, no ffi, no sys.
+    // a relative path; workers import the module too). Nothing else unless
+    // asked: no env, no write, no run, no ffi, no sys.
     "--allow-read",
+    // The served module's own needs, which only its user knows.
+    ...(options.allowEnv === true ? ["--allow-env"] : []),
+    ...(typeof options.allowEnv === "string" ? [`--allow-env=${options.allowEnv}`] : []),
     // No `--include` for the worker entry: internal/pool.ts references
     // `./worker.ts` statically (`embedWorker`), so `deno compile` embeds it.
     "--output",
@@ -74,44 +89,135 @@ export function compileArgs(options: CompileOptions = {}): string[] {
 
 const HELP = `Builds the tcpy binary with deno compile.
 
-Usage: deno task compile [--target TARGET] [--output PATH]
+Usage: deno task compile [--target TARGET] [--output PATH] [--allow-env[=VARS]]
 
-  --target TARGET  cross-compile, e.g. x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu,
-                   x86_64-apple-darwin, aarch64-apple-darwin, x86_64-pc-windows-msvc
-                   (deno compile --help lists them)
-  --output PATH    where to write the binary (default dist/tcpy, or dist/tcpy-TARGET)
-  -h, --help       show this help`;
+  --target TARGET    cross-compile, e.g. x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu,
+                     x86_64-apple-darwin, aarch64-apple-darwin, x86_64-pc-windows-msvc
+                     (deno compile --help lists them)
+  --output PATH      where to write the binary (default dist/tcpy, or dist/tcpy-TARGET)
+  --allow-env[=VARS] let served modules read the environment: every variable, or only
+                     VARS (comma-separated); passed on to deno compile
+  -h, --help         show this help
+
+deno compile downloads its denort runtime on first use; offline, set DENORT_BIN
+to a denort binary on disk.`;
+
+/**
+ * Reads the script's arguments. `--allow-env` is written as Deno writes it,
+ * with or without `=VARS`, which `parseArgs` cannot express: it is taken out
+ * first.
+ *
+ * @param args The arguments after the script name.
+ * @returns The options, and whether help was asked for.
+ * @throws {TypeError} For an unknown option or a missing value (the
+ *   `parseArgs` message), or an empty `--allow-env=`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseCompileArgs } from "./compile.ts";
+ * assert.deepEqual(parseCompileArgs(["--allow-env=DB_URL,PORT", "-o", "out"]), {
+ *   help: false,
+ *   options: { allowEnv: "DB_URL,PORT", output: "out", target: undefined },
+ * });
+ * ```
+ */
+export function parseCompileArgs(args: string[]): { help: boolean; options: CompileOptions } {
+  let allowEnv: true | string | undefined;
+  const rest: string[] = [];
+  for (const arg of args) {
+    if (arg === "--allow-env") allowEnv = true;
+    else if (arg.startsWith("--allow-env=")) {
+      allowEnv = arg.slice("--allow-env=".length);
+      if (!allowEnv) throw new TypeError("--allow-env= needs variable names, or no '='");
+    } else rest.push(arg);
+  }
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      target: { type: "string" },
+      output: { type: "string", short: "o" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  return {
+    help: values.help ?? false,
+    options: { target: values.target, output: values.output, ...(allowEnv && { allowEnv }) },
+  };
+}
+
+/**
+ * What to add when `deno compile` failed to get its `denort` runtime: Deno
+ * says only that a request for a URL failed (offline: a DNS error), not what
+ * the file is or how to do without the download.
+ *
+ * @param output What `deno compile` printed (stderr).
+ * @returns The advice, or `undefined` if the failure was something else.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { denortAdvice } from "./compile.ts";
+ * const output = "    0: Setting up base binary.\n" +
+ *   "    1: error sending request for url (https://dl.deno.land/release/v2.9.6/" +
+ *   "denort-x86_64-unknown-linux-gnu.zip): client error (Connect): dns error: " +
+ *   "failed to lookup address information: Name or service not known\n";
+ * assert.match(denortAdvice(output)!, /could not download the denort runtime/);
+ * assert.equal(denortAdvice("error: Module not found"), undefined);
+ * ```
+ */
+export function denortAdvice(output: string): string | undefined {
+  // deno compile's step that fetches denort (or reads DENORT_BIN).
+  if (!output.includes("Setting up base binary")) return undefined;
+  const url = output.match(/https?:\/\/[^\s()]+\/denort-[^\s()]+\.zip/)?.[0];
+  if (!url) return undefined;
+  const cause = output.match(/\): (client error.*|.*error.*)$/m)?.[1]?.trim();
+  return [
+    `compile: deno compile could not download the denort runtime, the part of Deno that a ` +
+    `standalone binary is built on (it is fetched once per Deno version and target, then ` +
+    `cached): ${url}${cause ? `: ${cause}` : ""}.`,
+    `compile: where that host cannot be reached, get the zip another way, unzip it, and point ` +
+    `DENORT_BIN at the denort binary inside; the task passes the environment on:`,
+    `compile:   DENORT_BIN=/path/to/denort deno task compile`,
+  ].join("\n");
+}
 
 async function main(args: string[]): Promise<number> {
-  let values: { target?: string; output?: string; help?: boolean };
+  let parsed: ReturnType<typeof parseCompileArgs>;
   try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        target: { type: "string" },
-        output: { type: "string", short: "o" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-    }));
+    parsed = parseCompileArgs(args);
   } catch (error) {
     console.error(`compile: ${(error as Error).message.split("\n", 1)[0]}\n\n${HELP}`);
     return 2;
   }
-  if (values.help) {
+  if (parsed.help) {
     console.log(HELP);
     return 0;
   }
-  const output = values.output === undefined ? undefined : resolve(values.output);
-  const compile = compileArgs({ target: values.target, output });
+  const { output } = parsed.options;
+  const compile = compileArgs({
+    ...parsed.options,
+    output: output === undefined ? undefined : resolve(output),
+  });
   console.error(`deno ${compile.join(" ")}`);
-  const { code } = await new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command(Deno.execPath(), {
     args: compile,
     cwd: ROOT,
     stdin: "null",
     stdout: "inherit",
-    stderr: "inherit",
-  }).output();
+    stderr: "piped",
+  }).spawn();
+  // Deno's output is shown as it comes, and kept to explain a failure.
+  let errors = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of child.stderr) {
+    await Deno.stderr.write(chunk);
+    errors = (errors + decoder.decode(chunk, { stream: true })).slice(-65_536);
+  }
+  const { code } = await child.status;
+  const advice = code === 0 ? undefined : denortAdvice(errors);
+  if (advice) console.error(advice);
   return code;
 }
 

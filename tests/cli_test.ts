@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { TCPClient } from "../mod.ts";
-import { compileArgs, ROOT } from "../scripts/compile.ts";
+import { compileArgs, parseCompileArgs, ROOT } from "../scripts/compile.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { within } from "./_helpers.ts";
 
@@ -33,10 +33,16 @@ class Proc {
   readonly #pumps: Promise<unknown>;
   #status: Deno.CommandStatus | undefined;
 
-  constructor(command: string, args: string[], env?: Record<string, string>, clearEnv = false) {
+  constructor(
+    command: string,
+    args: string[],
+    env?: Record<string, string>,
+    clearEnv = false,
+    cwd = ROOT,
+  ) {
     this.child = new Deno.Command(command, {
       args,
-      cwd: ROOT,
+      cwd,
       env,
       clearEnv,
       stdin: "null",
@@ -358,6 +364,66 @@ Deno.test("serve: a module that builds its own server (the tutorial), by relativ
   await stop(proc, "SIGINT");
 });
 
+Deno.test("serve through `deno task cli` resolves MODULE from the directory it was typed in", async () => {
+  // `deno task` runs in the repository root and sets INIT_CWD to examples/.
+  // Not if INIT_CWD is set already (as npm, it keeps the outermost one), and
+  // it is when this test runs under `deno task test`: the child goes without.
+  const examples = new URL("../examples/", import.meta.url).pathname;
+  const env = Deno.env.toObject();
+  delete env.INIT_CWD;
+  env.NO_COLOR = "1";
+  const { proc, port } = await serve(
+    "tutorial_server.ts",
+    ["--threads", "1"],
+    (args) => new Proc(Deno.execPath(), ["task", "cli", ...args], env, true, examples),
+  );
+  await using _ = proc;
+  assert.match(proc.stdout, /\(commands: add\)/);
+  const done = await tcpy("call", "add", "x=2", "y=3", "--host", HOST, "--port", String(port));
+  assert.equal(done.stdout, '{"success":true,"solution":5}\n', done.stderr);
+  await stop(proc);
+});
+
+Deno.test("serve: a module reads the environment variables deno run --allow-env=VARS grants, in its workers too", async () => {
+  const module = new URL("./fixtures/env_handlers.ts", import.meta.url).href;
+  const { proc, port } = await serve(
+    module,
+    ["--threads", "1"],
+    (args) =>
+      new Proc(
+        Deno.execPath(),
+        ["run", "--allow-net", "--allow-read", "--allow-env=TCPY_TEST_GREETING", CLI, ...args],
+        { TCPY_TEST_GREETING: "hello", TCPY_TEST_SECRET: "hidden" },
+      ),
+  );
+  await using _ = proc;
+  await using client = new TCPClient({ host: HOST, port });
+  assert.deepEqual(await client.execute("env", { name: "TCPY_TEST_GREETING" }), {
+    success: true,
+    value: "hello",
+    thread: "tcpy-worker-0",
+  });
+  // Only the variables granted: another one is refused, in the handler's call alone.
+  await assert.rejects(
+    client.execute("env", { name: "TCPY_TEST_SECRET" }),
+    /Requires env access to "TCPY_TEST_SECRET"/,
+  );
+  await client.disconnect();
+  await stop(proc);
+});
+
+Deno.test("serve: a module that starts and calls its server at its top level is told to use import.meta.main", async () => {
+  const done = await tcpy("serve", "tests/fixtures/unguarded.ts");
+  assert.equal(done.code, 1, done.stderr);
+  const module = new URL("./fixtures/unguarded.ts", import.meta.url).href;
+  assert.equal(
+    firstLine(done.stderr),
+    `tcpy serve: cannot serve tests/fixtures/unguarded.ts: while tcpy serve imported ${module}, ` +
+      "its top-level code threw: Connection refused (os error 111); put the server's start " +
+      "(listen() and any client code) under if (import.meta.main)",
+  );
+});
+
 Deno.test("serve: --threads 0 and the other limit flags reach the server", async () => {
   const { proc, port } = await serve(FIXTURE, [
     "--threads",
@@ -459,6 +525,28 @@ function compile(dir: string, denort: string | null): Promise<Finished> {
   return deno(["task", "compile", "--output", `${dir}/tcpy`], denort);
 }
 
+Deno.test("deno task compile passes --allow-env and --allow-env=VARS on to deno compile", () => {
+  assert.deepEqual(parseCompileArgs(["--allow-env"]).options.allowEnv, true);
+  const { options } = parseCompileArgs([
+    "--allow-env=DB_URL,PORT",
+    "--target",
+    "x86_64-apple-darwin",
+  ]);
+  assert.deepEqual(options, {
+    allowEnv: "DB_URL,PORT",
+    target: "x86_64-apple-darwin",
+    output: undefined,
+  });
+  const args = compileArgs(options);
+  assert.ok(args.includes("--allow-env=DB_URL,PORT"), args.join(" "));
+  assert.ok(args.indexOf("--allow-env=DB_URL,PORT") < args.indexOf("cli.ts"), "before the entry");
+  assert.ok(compileArgs({ allowEnv: true }).includes("--allow-env"));
+  // Off unless asked.
+  assert.ok(!compileArgs().some((arg) => arg.startsWith("--allow-env")));
+  assert.throws(() => parseCompileArgs(["--allow-env="]), /needs variable names/);
+  assert.throws(() => parseCompileArgs(["--allow-write"]), /Unknown option '--allow-write'/);
+});
+
 /**
  * Asserts that nothing names the worker entry for `deno compile`: neither an
  * `--include` in ARGS nor a `compile.include` in deno.json. The worker entry
@@ -510,7 +598,8 @@ Deno.test({
       const args = compileArgs({ output: `${dir}/tcpy` });
       assertNoInclude(args);
       // DENORT_BIN=deno: the whole graph is built and listed, but the file
-      // written is no standalone program (FACTS.md), so it is not run.
+      // written starts as the plain deno CLI, not as tcpy (ARCHITECTURE.md),
+      // so it is not run.
       const done = await compile(dir, Deno.execPath());
       assert.equal(done.code, 0, done.stderr);
       const text = done.stdout + done.stderr;
@@ -583,6 +672,9 @@ Deno.test({
       const built = await compile(dir, denort);
       const text = built.stdout + built.stderr;
       if (built.code !== 0 && /Setting up base binary|denort/.test(text)) {
+        // The script explains Deno's bare download error, and names DENORT_BIN.
+        assert.match(text, /compile: deno compile could not download the denort runtime/);
+        assert.match(text, /compile: {3}DENORT_BIN=\/path\/to\/denort deno task compile/);
         const lines = text.split("\n").map((line) => line.trim());
         const reason = lines.find((line) => /error sending request|dns error/i.test(line)) ??
           lines.find((line) => /denort/.test(line));
