@@ -25,6 +25,7 @@ import { CallTimeoutError, ErrorCode, type TcpyError, type WireError } from "../
 import { LineSplitter } from "../framing.ts";
 import type { HandlerClass } from "../handler.ts";
 import { type Call, clientGone, type Executor, type Task, utf8Length } from "./executor.ts";
+import { closest } from "./suggest.ts";
 import { admitPooled, type PoolShares } from "./admission.ts";
 import type { Placement } from "./placement.ts";
 import { LineWriter } from "./line_writer.ts";
@@ -155,6 +156,14 @@ const BYE_TEXT = `{"jsonrpc":"2.0","method":"${BYE_METHOD}"}`;
 
 function outcomeText(id: JsonRpcId, outcome: Outcome): string {
   return "json" in outcome ? resultText(id, outcome.json) : errorText(id, outcome.error);
+}
+
+/** "Unknown command: gett (did you mean "get"?)", when one is close. */
+function unknownCommand(method: string, commands: ReadonlyMap<string, HandlerClass>): string {
+  const near = closest(method, commands.keys());
+  return near === undefined
+    ? `Unknown command: ${method}`
+    : `Unknown command: ${method} (did you mean ${JSON.stringify(near)}?)`;
 }
 
 function wire(code: number, message: string): WireError {
@@ -478,7 +487,7 @@ export class ServerConnection {
     }
     const cls = this.#ctx.commands.get(method);
     let refusal: WireError | undefined;
-    if (!cls) refusal = wire(ErrorCode.METHOD_NOT_FOUND, `Unknown command: ${method}`);
+    if (!cls) refusal = wire(ErrorCode.METHOD_NOT_FOUND, unknownCommand(method, this.#ctx.commands));
     else if (this.#state !== "open") refusal = this.#drainReason;
     else if (this.#active.size >= this.#ctx.maxInFlight) {
       refusal = wire(

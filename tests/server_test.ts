@@ -456,3 +456,34 @@ Deno.test("a draining server says tcpy.bye, so the client knows unanswered calls
     raw.close();
   }
 });
+
+Deno.test("TCPServer answers a misspelt command with -32601 and the command it probably meant", async () => {
+  await using server = await startServer({ threads: 0 });
+  const raw = await RawClient.connect(server.port);
+  try {
+    await raw.write('{"jsonrpc":"2.0","id":1,"method":"ad","params":{}}\n');
+    assert.deepEqual(await raw.read(), {
+      jsonrpc: "2.0",
+      id: 1,
+      error: { code: -32601, message: 'Unknown command: ad (did you mean "add"?)' },
+    });
+    await raw.write('{"jsonrpc":"2.0","id":2,"method":"zzzzzz","params":{}}\n');
+    assert.deepEqual(await raw.read(), {
+      jsonrpc: "2.0",
+      id: 2,
+      error: { code: -32601, message: "Unknown command: zzzzzz" },
+    });
+  } finally {
+    raw.close();
+  }
+});
+
+Deno.test("TCPServer names the address when the port is taken", async () => {
+  await using first = await startServer({ threads: 0 });
+  const second = new TCPServer({ host: "127.0.0.1", port: first.port, threads: 0, onListen() {} });
+  await assert.rejects(
+    second.listen(),
+    new RegExp(`Cannot listen on 127\\.0\\.0\\.1:${first.port}: the address is already in use`),
+  );
+  await second.close();
+});
