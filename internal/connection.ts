@@ -487,8 +487,9 @@ export class ServerConnection {
     }
     const cls = this.#ctx.commands.get(method);
     let refusal: WireError | undefined;
-    if (!cls) refusal = wire(ErrorCode.METHOD_NOT_FOUND, unknownCommand(method, this.#ctx.commands));
-    else if (this.#state !== "open") refusal = this.#drainReason;
+    if (!cls) {
+      refusal = wire(ErrorCode.METHOD_NOT_FOUND, unknownCommand(method, this.#ctx.commands));
+    } else if (this.#state !== "open") refusal = this.#drainReason;
     else if (this.#active.size >= this.#ctx.maxInFlight) {
       refusal = wire(
         ErrorCode.SERVER_BUSY,

@@ -58,6 +58,11 @@ Deno.test("I/O threads share one port: connections spread over them, pooled call
     assert.deepEqual(await slow, { success: true, slept: 300 });
   } finally {
     for (const c of clients) await c.disconnect();
+    try {
+      child.kill("SIGTERM"); // again, if an assertion failed before
+    } catch {
+      // Already exited.
+    }
     let rest = "";
     while (true) {
       const { value, done } = await lines.read();
