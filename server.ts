@@ -418,6 +418,8 @@ export class TCPServer {
   #pool: WorkerPool | undefined;
   /** What accepts and serves connections: the main thread's acceptor, or the I/O threads. */
   #front: Acceptor | ShardSet | undefined;
+  /** Releases this server's hold on the thread's stray-failure guard. */
+  #unguard: (() => void) | undefined;
   #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
@@ -484,8 +486,6 @@ export class TCPServer {
 
   async #start(): Promise<ListenAddress> {
     const commands = checkCommands(this.commands);
-    // Handlers' stray rejections and timer errors must not end the server.
-    guardThread();
     const options = this.#options;
     const needsPool = options.threads > 0 && [...commands.values()].some((cls) => !cls.inline);
     const module = options.module?.toString() ?? Deno.mainModule;
@@ -536,6 +536,8 @@ export class TCPServer {
       await this.#pool?.close();
       throw new Error("Cannot listen: the server was closed while it started");
     }
+    // Handlers' stray rejections and timer errors must not end the server.
+    this.#unguard = guardThread();
     const onListen = options.onListen ?? ((a: ListenAddress) => {
       console.log(`tcpy listening on ${a.hostname}:${a.port}`);
       if (shards === 1 && wantedShards(options) > 1) {
@@ -591,6 +593,7 @@ export class TCPServer {
     await this.#starting;
     await this.#front?.close(this.#options.gracePeriod);
     await this.#pool?.close();
+    this.#unguard?.();
   }
 }
 

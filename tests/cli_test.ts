@@ -419,7 +419,7 @@ Deno.test("serve: a module that starts and calls its server at its top level is 
   assert.equal(
     firstLine(done.stderr),
     `tcpy serve: cannot serve tests/fixtures/unguarded.ts: while tcpy serve imported ${module}, ` +
-      "its top-level code threw: Connection refused (os error 111); put the server's start " +
+      "its top-level code threw: Cannot connect to 127.0.0.1:1: Connection refused (os error 111); put the server's start " +
       "(listen() and any client code) under if (import.meta.main)",
   );
 });

@@ -28,7 +28,7 @@ Deno.test("a script that starts and calls its server outside import.meta.main is
   assert.ok(
     text.includes(
       `Worker could not start: while a worker imported ${UNGUARDED.href}, its top-level code ` +
-        "threw: Connection refused",
+        "threw: Cannot connect to 127.0.0.1:1: Connection refused",
     ),
     text,
   );
