@@ -7,13 +7,26 @@
  * describe the server, not the client.
  *
  * Load mode (default): opens CONNS connections to HOST:PORT and keeps DEPTH
- * JSON-RPC requests in flight on each (closed loop: every reply, counted
- * by its '\n', sends the next request). Replies that arrive during the
- * warm-up are not counted. Prints one JSON object:
+ * requests in flight on each (closed loop: every reply sends the next
+ * request). Replies that arrive during the warm-up are not counted. What a
+ * request and a reply are depends on the protocol (-k):
+ *   jsonrpc         a JSON-RPC request per line; a reply is a line (tcpy,
+ *                   the baseline, most line-based servers);
+ *   jsonrpc-stream  the same requests; a reply is a complete top-level JSON
+ *                   value, with or without anything between values (jayson's
+ *                   TCP server writes its replies back to back, no newline);
+ *   redis           the inline command "PING\r\n"; a reply is a line
+ *                   ("+PONG\r\n"), and EXPECT defaults to "+PONG".
+ * Prints one JSON object:
  *   {"replies":N,"seconds":S,"rps":R,"p50_us":..,"p99_us":..,"max_us":..,
- *    "errors":E,"bad":B}
+ *    "errors":E,"bad":B,"cpu_s":C}
  * where "errors" counts failed or closed connections and "bad" counts
- * first replies (one per connection) that lack the EXPECT substring.
+ * first replies (one per connection) that lack the EXPECT substring, and
+ * "cpu_s" is this process's own CPU time (user + system, warm-up included):
+ * near 100% of the run's wall time means the client, not the server, set
+ * the pace.
+ * Replies are counted, not matched to requests: a server that answers out
+ * of order is timed as if it answered in order.
  *
  * Idle mode (-i): opens CONNS connections, BATCH at a time; each sends one
  * request and waits for its reply (so the server has surely accepted and
@@ -53,6 +66,9 @@ typedef struct {
   int checked;       /* first reply checked against EXPECT */
   int first_len;
   char first[FIRST_LINE];
+  int json_depth;    /* jsonrpc-stream: nesting depth of the reply being read */
+  int json_string;   /* ...inside a string */
+  int json_escape;   /* ...right after a backslash in a string */
   uint64_t *sent;    /* ring of send times (ns), DEPTH entries */
   int head, count;   /* oldest outstanding request, number outstanding */
   char *out;         /* bytes not yet written */
@@ -64,7 +80,10 @@ static int opt_port = 0, opt_conns = 1, opt_depth = 1, opt_idle = 0, opt_batch =
 static long opt_warmup_ms = 300, opt_duration_ms = 3000, opt_hold_ms = 120000;
 static const char *opt_method = "add";
 static const char *opt_params = "{\"x\":1,\"y\":2}";
-static const char *opt_expect = "\"solution\":3";
+static const char *opt_expect = NULL; /* default depends on the protocol */
+
+enum { KIND_JSONRPC, KIND_JSONRPC_STREAM, KIND_REDIS };
+static int opt_kind = KIND_JSONRPC;
 
 static uint32_t *hist;
 static uint64_t next_id = 1;
@@ -97,9 +116,11 @@ static void append_request(conn_t *c) {
     c->out = realloc(c->out, c->out_cap);
     if (!c->out) die("realloc");
   }
-  int n = sprintf(c->out + c->out_len,
-                  "{\"jsonrpc\":\"2.0\",\"id\":%llu,\"method\":\"%s\",\"params\":%s}\n",
-                  (unsigned long long)next_id++, opt_method, opt_params);
+  int n = opt_kind == KIND_REDIS
+              ? sprintf(c->out + c->out_len, "PING\r\n")
+              : sprintf(c->out + c->out_len,
+                        "{\"jsonrpc\":\"2.0\",\"id\":%llu,\"method\":\"%s\",\"params\":%s}\n",
+                        (unsigned long long)next_id++, opt_method, opt_params);
   c->out_len += (size_t)n;
 }
 
@@ -159,19 +180,49 @@ static void close_conn(conn_t *c, long *errors) {
   if (errors) (*errors)++;
 }
 
+static void finish_first(conn_t *c, long *bad) {
+  c->first[c->first_len] = 0;
+  if (!strstr(c->first, opt_expect)) {
+    (*bad)++;
+    if (*bad == 1) fprintf(stderr, "loadgen: unexpected reply: %s\n", c->first);
+  }
+  c->checked = 1;
+}
+
 static void check_first(conn_t *c, const char *data, size_t len, long *bad) {
   for (size_t i = 0; i < len && !c->checked; i++) {
     if (data[i] == '\n') {
-      c->first[c->first_len] = 0;
-      if (!strstr(c->first, opt_expect)) {
-        (*bad)++;
-        if (*bad == 1) fprintf(stderr, "loadgen: unexpected reply: %s\n", c->first);
-      }
-      c->checked = 1;
+      finish_first(c, bad);
     } else if (c->first_len < FIRST_LINE - 1) {
       c->first[c->first_len++] = data[i];
     }
   }
+}
+
+/* Counts the top-level JSON values that end in data; the state carries over reads. */
+static long count_json_values(conn_t *c, const char *data, size_t len, long *bad) {
+  long values = 0;
+  for (size_t i = 0; i < len; i++) {
+    char ch = data[i];
+    if (!c->checked && c->first_len < FIRST_LINE - 1) c->first[c->first_len++] = ch;
+    if (c->json_string) {
+      if (c->json_escape) {
+        c->json_escape = 0;
+      } else if (ch == '\\') {
+        c->json_escape = 1;
+      } else if (ch == '"') {
+        c->json_string = 0;
+      }
+    } else if (ch == '"') {
+      c->json_string = 1;
+    } else if (ch == '{' || ch == '[') {
+      c->json_depth++;
+    } else if ((ch == '}' || ch == ']') && c->json_depth > 0 && --c->json_depth == 0) {
+      values++;
+      if (!c->checked) finish_first(c, bad);
+    }
+  }
+  return values;
 }
 
 /* Reads what is there; returns the number of complete replies, or -1 on EOF/error. */
@@ -190,8 +241,12 @@ static long read_replies(conn_t *c, char *buf, long *bad, int *eof) {
       *eof = 1;
       break;
     }
-    if (!c->checked) check_first(c, buf, (size_t)n, bad);
-    for (char *p = buf, *end = buf + n; (p = memchr(p, '\n', (size_t)(end - p))); p++) lines++;
+    if (opt_kind == KIND_JSONRPC_STREAM) {
+      lines += count_json_values(c, buf, (size_t)n, bad);
+    } else {
+      if (!c->checked) check_first(c, buf, (size_t)n, bad);
+      for (char *p = buf, *end = buf + n; (p = memchr(p, '\n', (size_t)(end - p))); p++) lines++;
+    }
     if (n < READ_BYTES) break;
   }
   return lines;
@@ -293,13 +348,19 @@ static int run_load(void) {
   }
   double seconds = (double)opt_duration_ms / 1000.0;
   uint64_t t_end = now_ns();
-  if (t_end < stop_at) seconds = (double)(t_end - measure_from) / 1e9; /* every connection died */
+  if (t_end < stop_at) { /* every connection died */
+    seconds = t_end > measure_from ? (double)(t_end - measure_from) / 1e9 : 0;
+  }
   if (seconds <= 0) seconds = 1e-9;
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double cpu_s = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   printf("{\"replies\":%llu,\"seconds\":%.3f,\"rps\":%.1f,\"p50_us\":%llu,\"p99_us\":%llu,"
-         "\"max_us\":%llu,\"errors\":%ld,\"bad\":%ld}\n",
+         "\"max_us\":%llu,\"errors\":%ld,\"bad\":%ld,\"cpu_s\":%.3f}\n",
          (unsigned long long)replies, seconds, (double)replies / seconds,
          (unsigned long long)percentile(replies, 0.50), (unsigned long long)percentile(replies, 0.99),
-         (unsigned long long)max_us, errors, bad);
+         (unsigned long long)max_us, errors, bad, cpu_s);
   fflush(stdout);
   for (int i = 0; i < opt_conns; i++) close_conn(&conns[i], NULL);
   return errors > 0 || bad > 0 ? 1 : 0;
@@ -394,13 +455,14 @@ static int run_idle(void) {
 static void usage(void) {
   fprintf(stderr,
           "usage: loadgen -p PORT [-h IPV4] [-c CONNS] [-d DEPTH] [-w WARMUP_MS] [-t DURATION_MS]\n"
-          "               [-m METHOD] [-P PARAMS_JSON] [-e EXPECT] [-i [-b BATCH] [-H HOLD_MS]]\n");
+          "               [-k jsonrpc|jsonrpc-stream|redis] [-m METHOD] [-P PARAMS_JSON] [-e EXPECT]\n"
+          "               [-i [-b BATCH] [-H HOLD_MS]]\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
   int opt;
-  while ((opt = getopt(argc, argv, "h:p:c:d:w:t:m:P:e:ib:H:")) != -1) {
+  while ((opt = getopt(argc, argv, "h:p:c:d:w:t:k:m:P:e:ib:H:")) != -1) {
     switch (opt) {
       case 'h': opt_host = optarg; break;
       case 'p': opt_port = atoi(optarg); break;
@@ -411,6 +473,12 @@ int main(int argc, char **argv) {
       case 'm': opt_method = optarg; break;
       case 'P': opt_params = optarg; break;
       case 'e': opt_expect = optarg; break;
+      case 'k':
+        if (strcmp(optarg, "jsonrpc") == 0) opt_kind = KIND_JSONRPC;
+        else if (strcmp(optarg, "jsonrpc-stream") == 0) opt_kind = KIND_JSONRPC_STREAM;
+        else if (strcmp(optarg, "redis") == 0) opt_kind = KIND_REDIS;
+        else usage();
+        break;
       case 'i': opt_idle = 1; break;
       case 'b': opt_batch = atoi(optarg); break;
       case 'H': opt_hold_ms = atol(optarg); break;
@@ -421,6 +489,7 @@ int main(int argc, char **argv) {
       opt_duration_ms < 1 || opt_warmup_ms < 0 || opt_conns > 100000 || opt_depth > 4096) {
     usage();
   }
+  if (!opt_expect) opt_expect = opt_kind == KIND_REDIS ? "+PONG" : "\"solution\":3";
   memset(&addr, 0, sizeof addr);
   addr.sin_family = AF_INET;
   addr.sin_port = htons((uint16_t)opt_port);

@@ -2,35 +2,148 @@
  * `deno task bench`: tcpy's benchmark suite.
  *
  * Compiles the C load generator (`bench/loadgen.c`, so the client does not
- * take a core from the server on a 2-core machine), starts a no-framework
- * baseline server and tcpy servers with 0, 2 and 4 (the default) worker
- * threads, and measures, alternating the servers round-robin so that noise
- * on a shared machine hits all of them alike:
+ * take a core from the server on a 2-core machine), starts the servers of
+ * the `SERVERS` table (a no-framework Deno baseline; tcpy with 0, 2 and 4,
+ * the default, worker threads; and peers: a hand-written Node `net` server,
+ * jayson 4's TCP server, and `redis-server` answering PING as a ceiling),
+ * and measures, alternating the servers round-robin so that noise on a
+ * shared machine hits all of them alike:
  *
  * - requests/s and p50/p99 latency of the tutorial's `add` at 1 connection,
  *   50 connections, and 50 connections with 16 requests in flight each;
  * - a CPU-bound handler (~2.5 ms per call) inline vs a 2-thread pool;
  * - RSS per idle connection with 10,000 connections open, and RSS under load.
  *
- * Every tcpy figure is shown as a ratio to the baseline of the same run,
- * next to its target. Then the `deno bench` micro-benchmarks of framing and
+ * Every figure is shown as a ratio to the baseline of the same round (the
+ * median over rounds), tcpy's next to its target. A peer whose program is
+ * missing (node, npm, redis-server) or whose install fails is skipped, and
+ * the report says why. Then the `deno bench` micro-benchmarks of framing and
  * codec run. Everything is bounded in time and count, traffic stays on
  * 127.0.0.1, and every process started is killed at the end, even on error.
  *
  * Usage: `deno task bench [--seconds S] [--rounds R] [--idle-conns N]
- * [--quick] [--skip-micro] [--json FILE]`; the same knobs as environment
+ * [--quick] [--only NAMES] [--skip-micro] [--json FILE]`; the same knobs as environment
  * variables: TCPY_BENCH_SECONDS, TCPY_BENCH_ROUNDS, TCPY_BENCH_IDLE_CONNS.
  * `CC` picks the C compiler (default `cc`).
  *
  * The runner needs `--allow-all` because Deno grants reads of `/proc` (where
- * RSS and CPU time come from) only with it; the servers it starts get
- * nothing but `--allow-net=127.0.0.1` (and `--allow-read` for the workers).
+ * RSS and CPU time come from) only with it; the Deno servers it starts get
+ * nothing but `--allow-net=127.0.0.1` and `--allow-read` (for tcpy's
+ * workers). `--only` picks servers by name, e.g. `--only tcpy-0,node`.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { spin } from "./spin.ts";
+
+// ---------------------------------------------------------------- servers
+
+const BENCH_DIR = new URL(".", import.meta.url);
+const path = (name: string) => new URL(name, BENCH_DIR).pathname;
+const DENO = Deno.execPath();
+
+/** What the load generator sends and counts as a reply: its `-k` (see bench/loadgen.c). */
+type Protocol = "jsonrpc" | "jsonrpc-stream" | "redis";
+
+/** One server of the run: a row in every table. */
+interface ServerSpec {
+  /** Short name, for `--only` and the JSON output. */
+  name: string;
+  /** The report's label; `{version}` becomes the version `prepare` found. */
+  label: string;
+  command: string;
+  /**
+   * `{port}` becomes a free port the runner picks, for servers that cannot
+   * print the one they got; `{tmp}` the run's temporary folder; any other
+   * `{key}` a value from `prepare`. Without `{port}` the server must print
+   * `PORT <n>` as its first line of output.
+   */
+  args: string[];
+  /** Default `jsonrpc`: a request per line, a reply per line. */
+  protocol?: Protocol;
+  /** A line under the throughput table: what to keep in mind reading its row. */
+  note?: string;
+  /**
+   * Checks or installs what the server needs. A server with `prepare` is a
+   * peer: when `prepare` throws, or the peer fails to start or to serve, the
+   * run goes on without it and the report says why.
+   */
+  prepare?: (tmp: string) => Promise<Prepared>;
+}
+
+interface Prepared {
+  /** Values for the `{key}` placeholders of `args`. */
+  vars?: Record<string, string>;
+  version?: string;
+}
+
+/** `deno run` of a script in bench/, with the only permissions servers get. */
+function denoScript(script: string, ...args: string[]): Pick<ServerSpec, "command" | "args"> {
+  return {
+    command: DENO,
+    args: ["run", "--allow-net=127.0.0.1", "--allow-read", path(script), ...args],
+  };
+}
+
+const REDIS_ARGS = ["--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+  .concat(["--dir", "{tmp}", "--loglevel", "warning"]);
+
+/**
+ * The servers of the run, in report order; the first is the baseline of
+ * every ratio. Adding one is adding a line, e.g.
+ * `{ name: "tcpy-x", label: "tcpy x", ...denoScript("tcpy_server.ts", "2", "x") },`.
+ */
+const SERVERS: ServerSpec[] = [
+  { name: "baseline", label: "baseline (Deno, no framework)", ...denoScript("baseline_server.ts") },
+  { name: "tcpy-0", label: "tcpy threads: 0", ...denoScript("tcpy_server.ts", "0") },
+  { name: "tcpy-2", label: "tcpy threads: 2", ...denoScript("tcpy_server.ts", "2") },
+  { name: "tcpy-4", label: "tcpy threads: 4 (default)", ...denoScript("tcpy_server.ts", "4") },
+  {
+    name: "node",
+    label: "node {version} net, by hand",
+    command: "node",
+    args: [path("node_server.mjs")],
+    prepare: versionOf("node"),
+  },
+  {
+    name: "jayson",
+    label: "jayson {version} TCP (node)",
+    command: "node",
+    args: [path("jayson_server.cjs"), "{modules}"],
+    protocol: "jsonrpc-stream",
+    prepare: npmInstall("jayson@4", "jayson"),
+    note: "installed from npm into a temporary folder at each run; it writes replies back to " +
+      "back without a newline, so the load generator counts JSON values for it " +
+      "(`-k jsonrpc-stream`). Its own TCP client opens a connection per request; here " +
+      "connections stay open, as for every server.",
+  },
+  {
+    name: "redis",
+    label: "redis {version} PING (ceiling)",
+    command: "redis-server",
+    args: REDIS_ARGS,
+    protocol: "redis",
+    prepare: versionOf("redis-server"),
+    note: "answers the inline command `PING` with `+PONG`: no JSON, no addition, one C event " +
+      "loop. A ceiling for what one core moves through a socket here, not the same work.",
+  },
+];
+const BASELINE = SERVERS[0].name;
+/** The servers the targets are about. */
+const INLINE = "tcpy-0";
+const POOL2 = "tcpy-2";
+const DEFAULT_POOL = "tcpy-4";
+/** The servers of the idle-connection memory test (~10 s each). */
+const IDLE_SERVERS = [BASELINE, INLINE, DEFAULT_POOL];
+
+function labelOf(spec: ServerSpec, version?: string): string {
+  return spec.label.replace("{version}", version ?? "").replace(/\s+/g, " ").trim();
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
 
 // ---------------------------------------------------------------- options
 
@@ -39,6 +152,8 @@ const HELP = `Usage: deno task bench [options]
   --rounds R       rounds over all servers (default 3, env TCPY_BENCH_ROUNDS)
   --idle-conns N   idle connections for the memory test (default 10000, env TCPY_BENCH_IDLE_CONNS)
   --quick          smoke run: 0.5 s cells, 1 round, 1000 idle connections, no micro-benchmarks
+  --only NAMES     run only these servers, comma-separated (the baseline always runs:
+                   ratios need it); names: ${SERVERS.map((s) => s.name).join(", ")}
   --skip-micro     do not run the deno bench micro-benchmarks
   --json FILE      also write every raw measurement to FILE
   --help           this text`;
@@ -50,6 +165,7 @@ const { values: flags } = parseArgs({
     rounds: { type: "string" },
     "idle-conns": { type: "string" },
     quick: { type: "boolean", default: false },
+    only: { type: "string" },
     "skip-micro": { type: "boolean", default: false },
     json: { type: "string" },
     help: { type: "boolean", default: false },
@@ -85,9 +201,17 @@ const CPU_CONNS = 8;
 const CPU_CALL_MS = 2.5;
 const LOAD_CONNS = 50;
 
-const BENCH_DIR = new URL(".", import.meta.url);
-const path = (name: string) => new URL(name, BENCH_DIR).pathname;
-const DENO = Deno.execPath();
+const ONLY = (() => {
+  if (flags.only === undefined) return SERVERS;
+  const names = new Set(flags.only.split(",").map((name) => name.trim()).filter(Boolean));
+  for (const name of names) {
+    if (!SERVERS.some((s) => s.name === name)) {
+      console.error(`bench: no server "${name}"; names: ${SERVERS.map((s) => s.name).join(", ")}`);
+      Deno.exit(2);
+    }
+  }
+  return SERVERS.filter((s) => s.name === BASELINE || names.has(s.name));
+})();
 
 // ---------------------------------------------------------------- processes
 
@@ -208,36 +332,158 @@ async function openFileLimits(pid: number): Promise<{ soft: number; hard: number
   return { soft: value(match?.[1]), hard: value(match?.[2]) };
 }
 
-// ---------------------------------------------------------------- servers
+// ---------------------------------------------------------------- starting servers
 
 interface Server {
-  key: string;
+  name: string;
   label: string;
+  protocol: Protocol;
+  /** A peer (a spec with `prepare`): its failures skip it instead of failing the run. */
+  peer: boolean;
   child: Deno.ChildProcess;
   pid: number;
   port: number;
 }
 
+/** Why a peer was left out. */
+class Skip extends Error {}
+
 const RAISE_FD_LIMIT =
   'ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"';
 
-async function startServer(key: string, label: string, script: string[]): Promise<Server> {
-  const child = spawn("sh", ["-c", RAISE_FD_LIMIT, "sh", DENO, "run", ...script]);
-  const lines = new LineReader(child.stdout);
-  const first = await timeout(lines.next(), 30_000, `starting ${label}`);
-  const match = first?.match(/^PORT (\d+)$/);
-  if (!match) throw new Error(`bench: ${label} printed ${JSON.stringify(first)}, not PORT <n>`);
-  lines.drain();
-  return { key, label, child, pid: child.pid, port: Number(match[1]) };
+/** Runs a command to its end and returns its stdout; a missing program or a failure is a Skip. */
+async function runCommand(
+  command: string,
+  args: string[],
+  options: { cwd?: string; timeoutMs?: number } = {},
+): Promise<string> {
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command(command, {
+      args,
+      cwd: options.cwd,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+    }).output();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) throw new Skip(`${command} is not on PATH`);
+    throw new Skip(
+      `${command} ${args.join(" ")}: ${error instanceof Error ? error.message : error}`,
+    );
+  }
+  if (!output.success) {
+    // The first lines say what went wrong (npm ends with pointers to its log).
+    const stderr = new TextDecoder().decode(output.stderr).split("\n")
+      .filter((line) => line.trim() !== "" && !/^\s*(npm error\s+)?at /.test(line))
+      .slice(0, 4).join(" / ").slice(0, 400);
+    throw new Skip(
+      `${command} ${args.join(" ")} exited with ${output.signal ?? output.code}: ${stderr}`,
+    );
+  }
+  return new TextDecoder().decode(output.stdout);
 }
 
-function startTcpy(threads: number, label: string): Promise<Server> {
-  return startServer(`t${threads}`, label, [
-    "--allow-net=127.0.0.1",
-    "--allow-read",
-    path("tcpy_server.ts"),
-    String(threads),
-  ]);
+/** A `prepare` that checks a program runs, and reads its version. */
+function versionOf(command: string): (tmp: string) => Promise<Prepared> {
+  return async () => {
+    const text = await runCommand(command, ["--version"]);
+    return { version: text.match(/\d+\.\d+\.\d+/)?.[0] ?? text.trim() };
+  };
+}
+
+/**
+ * A `prepare` that installs an npm package into the run's temporary folder
+ * (no project dependency, nothing left behind) and passes its
+ * `node_modules` as `{modules}`.
+ */
+function npmInstall(spec: string, name: string): (tmp: string) => Promise<Prepared> {
+  return async (tmp) => {
+    await runCommand("node", ["--version"]);
+    const dir = `${tmp}/npm`;
+    await Deno.mkdir(dir, { recursive: true });
+    // A package.json of its own, so that npm installs here and not into a
+    // project it finds further up.
+    await Deno.writeTextFile(`${dir}/package.json`, '{"private":true}\n');
+    await runCommand(
+      "npm",
+      ["install", "--no-audit", "--no-fund", "--loglevel=error", spec],
+      { cwd: dir, timeoutMs: 180_000 },
+    );
+    const modules = `${dir}/node_modules`;
+    const manifest = JSON.parse(await Deno.readTextFile(`${modules}/${name}/package.json`));
+    return { vars: { modules }, version: String(manifest.version) };
+  };
+}
+
+/** A port that was free a moment ago, for servers that cannot report the one they bind. */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Resolves once a TCP connection to the port succeeds; rejects if the child exits first. */
+async function waitForPort(port: number, child: Deno.ChildProcess, label: string): Promise<void> {
+  let exited: Deno.CommandStatus | undefined;
+  child.status.then((status) => exited = status, () => {});
+  while (true) {
+    if (exited) throw new Error(`bench: ${label} exited with ${exited.code} before listening`);
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+async function startServer(
+  spec: ServerSpec,
+  label: string,
+  vars: Record<string, string>,
+): Promise<Server> {
+  const picked = spec.args.includes("{port}") ? freePort() : undefined;
+  const values: Record<string, string> = { ...vars, port: String(picked) };
+  const args = spec.args.map((arg) =>
+    arg.replace(/\{(\w+)\}/g, (whole, key: string) => values[key] ?? whole)
+  );
+  const child = spawn("sh", ["-c", RAISE_FD_LIMIT, "sh", spec.command, ...args]);
+  const lines = new LineReader(child.stdout);
+  let port: number;
+  try {
+    if (picked !== undefined) {
+      lines.drain();
+      await timeout(waitForPort(picked, child, label), 30_000, `starting ${label}`);
+      port = picked;
+    } else {
+      const first = await timeout(lines.next(), 30_000, `starting ${label}`);
+      const match = first?.match(/^PORT (\d+)$/);
+      if (!match) {
+        throw new Error(
+          first === null
+            ? `bench: ${label} exited before printing PORT <n>`
+            : `bench: ${label} printed ${JSON.stringify(first)}, not PORT <n>`,
+        );
+      }
+      lines.drain();
+      port = Number(match[1]);
+    }
+  } catch (error) {
+    await stop(child);
+    throw error;
+  }
+  return {
+    name: spec.name,
+    label,
+    protocol: spec.protocol ?? "jsonrpc",
+    peer: spec.prepare !== undefined,
+    child,
+    pid: child.pid,
+    port,
+  };
 }
 
 // ---------------------------------------------------------------- load generator
@@ -251,6 +497,8 @@ interface LoadResult {
   max_us: number;
   errors: number;
   bad: number;
+  /** The load generator's own CPU time, warm-up included. */
+  cpu_s: number;
 }
 
 interface Cell extends LoadResult {
@@ -258,6 +506,8 @@ interface Cell extends LoadResult {
   shape: string;
   round: number;
   cpuPercent: number;
+  /** The load generator's CPU, in % of one core: near 100 means the client set the pace. */
+  clientCpuPercent: number;
   rssMaxKiB: number;
 }
 
@@ -291,7 +541,7 @@ async function load(
 ): Promise<Omit<Cell, "server" | "shape" | "round">> {
   const args = [
     ...["-h", "127.0.0.1", "-p", String(server.port)],
-    ...["-c", String(shape.conns), "-d", String(shape.depth)],
+    ...["-c", String(shape.conns), "-d", String(shape.depth), "-k", server.protocol],
     ...["-w", String(WARMUP_MS), "-t", String(Math.round(seconds * 1000))],
   ];
   if (shape.method) args.push("-m", shape.method);
@@ -308,8 +558,8 @@ async function load(
   const sampler = sampleRss ? setInterval(sample, 250) : undefined;
   const output = await child.output().finally(() => clearInterval(sampler));
   if (sampleRss) await sample();
-  const cpuPercent = 100 * (await cpuSeconds(server.pid) - cpuBefore) /
-    ((performance.now() - wallBefore) / 1000);
+  const wallSeconds = (performance.now() - wallBefore) / 1000;
+  const cpuPercent = 100 * (await cpuSeconds(server.pid) - cpuBefore) / wallSeconds;
   const text = new TextDecoder().decode(output.stdout).trim();
   let result: LoadResult;
   try {
@@ -326,7 +576,7 @@ async function load(
         `${result.bad} wrong replies, ${result.replies} replies`,
     );
   }
-  return { ...result, cpuPercent, rssMaxKiB };
+  return { ...result, cpuPercent, clientCpuPercent: 100 * result.cpu_s / wallSeconds, rssMaxKiB };
 }
 
 interface IdleResult {
@@ -360,7 +610,7 @@ async function idle(loadgen: string, server: Server, conns: number): Promise<Idl
   await child.stdin.close();
   await timeout(child.status, 30_000, "closing idle connections");
   return {
-    server: server.key,
+    server: server.name,
     conns,
     beforeKiB,
     afterKiB,
@@ -485,17 +735,38 @@ async function main(): Promise<void> {
     const spinN = calibrate();
     log(`CPU-bound handler: ${spinN} rounds per call (~${CPU_CALL_MS} ms here)`);
 
+    // Peers first: an npm install takes seconds, and a missing program is
+    // better found before anything starts.
+    const skipped: { label: string; reason: string }[] = [];
+    const prepared = new Map<string, Prepared>();
+    await Promise.all(ONLY.map(async (spec) => {
+      if (!spec.prepare) return;
+      log(`preparing ${spec.name}`);
+      try {
+        prepared.set(spec.name, await spec.prepare(dir));
+      } catch (error) {
+        skipped.push({ label: labelOf(spec), reason: messageOf(error) });
+        log(`skipping ${spec.name}: ${messageOf(error)}`);
+      }
+    }));
+
     log("starting servers");
-    const servers = await Promise.all([
-      startServer("base", "baseline (no framework)", [
-        "--allow-net=127.0.0.1",
-        path("baseline_server.ts"),
-      ]),
-      startTcpy(0, "tcpy threads: 0"),
-      startTcpy(2, "tcpy threads: 2"),
-      startTcpy(4, "tcpy threads: 4 (default)"),
-    ]);
-    const byKey = new Map(servers.map((s) => [s.key, s]));
+    const ready = await Promise.all(
+      ONLY.filter((spec) => !spec.prepare || prepared.has(spec.name)).map(async (spec) => {
+        const { vars, version } = prepared.get(spec.name) ?? {};
+        const label = labelOf(spec, version);
+        try {
+          return await startServer(spec, label, { tmp: dir, ...vars });
+        } catch (error) {
+          if (!spec.prepare) throw error;
+          skipped.push({ label, reason: `did not start: ${messageOf(error)}` });
+          log(`skipping ${spec.name}: ${messageOf(error)}`);
+          return undefined;
+        }
+      }),
+    );
+    let servers = ready.filter((server) => server !== undefined);
+    const byName = (name: string) => servers.find((server) => server.name === name);
     const cpuShape: Shape = {
       name: `CPU-bound, ${CPU_CONNS} conns`,
       conns: CPU_CONNS,
@@ -504,37 +775,65 @@ async function main(): Promise<void> {
       params: JSON.stringify({ n: spinN }),
       expect: '"hash":',
     };
+    const cpuPair = () => [byName(INLINE), byName(POOL2)].filter((s) => s !== undefined);
+
+    // One cell. A peer that fails leaves the run (its figures with it) and
+    // the report says why; anything else that fails ends the run.
+    const measure = async (server: Server, shape: Shape, seconds: number, sampleRss = false) => {
+      try {
+        return await load(loadgen, server, shape, seconds, sampleRss);
+      } catch (error) {
+        if (!server.peer) throw error;
+        const status = await Promise.race([
+          server.child.status,
+          new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 200)),
+        ]);
+        const reason = `failed at ${shape.name}: ` +
+          (status
+            ? `it exited (code ${status.code}${status.signal ? `, ${status.signal}` : ""})`
+            : messageOf(error));
+        skipped.push({ label: server.label, reason });
+        log(`dropping ${server.name}: ${reason}`);
+        servers = servers.filter((s) => s !== server);
+        await stop(server.child);
+        return undefined;
+      }
+    };
 
     log("warming up");
     for (const server of servers) {
-      for (const shape of SHAPES) await load(loadgen, server, shape, WARM_SECONDS);
+      for (const shape of SHAPES) await measure(server, shape, WARM_SECONDS);
     }
-    for (const key of ["t0", "t2"]) {
-      await load(loadgen, byKey.get(key)!, cpuShape, WARM_SECONDS);
+    if (cpuPair().length === 2) {
+      for (const server of cpuPair()) await measure(server, cpuShape, WARM_SECONDS);
     }
 
-    const cells: Cell[] = [];
+    let cells: Cell[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       for (const shape of SHAPES) {
         for (const server of rotate(servers, round)) {
+          if (!servers.includes(server)) continue; // Dropped earlier in this round.
           log(`round ${round + 1}/${ROUNDS}: ${shape.name}, ${server.label}`);
           const sampleRss = shape.conns === LOAD_CONNS && shape.depth === 1;
-          const result = await load(loadgen, server, shape, SECONDS, sampleRss);
-          cells.push({ server: server.key, shape: shape.name, round, ...result });
+          const result = await measure(server, shape, SECONDS, sampleRss);
+          if (result) cells.push({ server: server.name, shape: shape.name, round, ...result });
         }
       }
-      for (const key of rotate(["t0", "t2"], round)) {
-        const server = byKey.get(key)!;
-        log(`round ${round + 1}/${ROUNDS}: ${cpuShape.name}, ${server.label}`);
-        const result = await load(loadgen, server, cpuShape, SECONDS);
-        cells.push({ server: key, shape: cpuShape.name, round, ...result });
+      if (cpuPair().length === 2) {
+        for (const server of rotate(cpuPair(), round)) {
+          log(`round ${round + 1}/${ROUNDS}: ${cpuShape.name}, ${server.label}`);
+          const result = await load(loadgen, server, cpuShape, SECONDS);
+          cells.push({ server: server.name, shape: cpuShape.name, round, ...result });
+        }
       }
     }
+    cells = cells.filter((cell) => byName(cell.server) !== undefined);
     // Last: 10,000 connections grow the heap for good, which would skew
     // the RSS-under-load figures.
     const idleResults: IdleResult[] = [];
-    for (const key of ["base", "t0", "t4"]) {
-      const server = byKey.get(key)!;
+    for (const name of IDLE_SERVERS) {
+      const server = byName(name);
+      if (!server) continue;
       // The server runs with its soft limit raised; loadgen raises its own to
       // the hard limit it inherits from this process.
       const limit = Math.min(
@@ -580,20 +879,21 @@ async function main(): Promise<void> {
     const rows: string[][] = [];
     for (const shape of SHAPES) {
       for (const server of servers) {
-        const rps = pick(server.key, shape.name, "rps");
-        const p50 = pick(server.key, shape.name, "p50_us");
-        const p99 = pick(server.key, shape.name, "p99_us");
-        const isBase = server.key === "base";
+        const name = server.name;
+        const rps = pick(name, shape.name, "rps");
+        const p50 = pick(name, shape.name, "p50_us");
+        const p99 = pick(name, shape.name, "p99_us");
+        const isBase = name === BASELINE;
         const loaded = shape.conns === LOAD_CONNS;
-        const rpsRatio = ratio(server.key, "base", shape.name, "rps");
-        const p99Ratio = ratio(server.key, "base", shape.name, "p99_us");
+        const rpsRatio = ratio(name, BASELINE, shape.name, "rps");
+        const p99Ratio = ratio(name, BASELINE, shape.name, "p99_us");
         let target = "";
-        if (loaded && server.key === "t0") {
+        if (loaded && name === INLINE) {
           target = judge(`threads:0 req/s, ${shape.name}`, rpsRatio, ">=", 0.9) + "; p99 " +
             judge(`threads:0 p99, ${shape.name}`, p99Ratio, "<=", 1.5);
-        } else if (loaded && server.key === "t4") {
+        } else if (loaded && name === DEFAULT_POOL) {
           target = judge(`default pool (4) req/s, ${shape.name}`, rpsRatio, ">=", 0.5);
-        } else if (loaded && server.key === "t2") {
+        } else if (loaded && name === POOL2) {
           target = `(≥0.50x for the default pool)`;
         }
         rows.push([
@@ -604,8 +904,9 @@ async function main(): Promise<void> {
           fmtInt(p50),
           fmtInt(p99),
           isBase ? "1.00x" : fmtRatio(p99Ratio),
-          `${fmtInt(pick(server.key, shape.name, "cpuPercent"))}%`,
-          rounds(server.key, shape.name),
+          `${fmtInt(pick(name, shape.name, "cpuPercent"))}%`,
+          `${fmtInt(pick(name, shape.name, "clientCpuPercent"))}%`,
+          rounds(name, shape.name),
           target,
         ]);
       }
@@ -621,6 +922,7 @@ async function main(): Promise<void> {
           "p99 µs",
           "p99 vs baseline",
           "server CPU",
+          "client CPU",
           "req/s by round",
           "target",
         ],
@@ -628,8 +930,15 @@ async function main(): Promise<void> {
       ),
       "",
     );
+    for (const server of servers) {
+      const note = SERVERS.find((spec) => spec.name === server.name)?.note;
+      if (note) out.push(`- ${server.label}: ${note}`);
+    }
+    for (const { label, reason } of skipped) out.push(`- ${label}: **skipped**, ${reason}`);
+    out.push("");
 
-    const starved = cells.filter((c) => c.shape === SHAPES[2].name && c.cpuPercent < 90);
+    const saturated = cells.filter((c) => c.shape === SHAPES[2].name);
+    const starved = saturated.filter((c) => c.cpuPercent < 90 && c.clientCpuPercent < 90);
     if (starved.length > 0) {
       out.push(
         `Note: in ${starved.length} of the ${SHAPES[2].name} cells the server got less than 90% ` +
@@ -638,56 +947,69 @@ async function main(): Promise<void> {
         "",
       );
     }
+    const clientBound = [
+      ...new Set(saturated.filter((c) => c.clientCpuPercent >= 90).map((c) => c.server)),
+    ];
+    if (clientBound.length > 0) {
+      out.push(
+        `Note: the load generator used 90% or more of a core against ` +
+          `${clientBound.map((name) => byName(name)!.label).join(", ")} at ${SHAPES[2].name}: ` +
+          "there the client set the pace, and the server's figure is a floor.",
+        "",
+      );
+    }
 
-    out.push(`### CPU-bound handler (${spinN} rounds, ${CPU_CONNS} connections)`, "");
-    const inline = pick("t0", cpuShape.name, "rps");
-    const pooled = pick("t2", cpuShape.name, "rps");
-    const speedUp = ratio("t2", "t0", cpuShape.name, "rps");
-    out.push(
-      ...table([
-        "server",
-        "req/s",
-        "ms per reply",
-        "speed-up",
-        "p99 µs",
-        "req/s by round",
-        "target",
-      ], [
-        [
-          "tcpy threads: 0 (inline)",
-          fmtInt(inline),
-          (1000 / inline).toFixed(2),
-          "1.00x",
-          fmtInt(pick("t0", cpuShape.name, "p99_us")),
-          rounds("t0", cpuShape.name),
-          "",
-        ],
-        [
-          "tcpy threads: 2",
-          fmtInt(pooled),
-          (1000 / pooled).toFixed(2),
-          fmtRatio(speedUp),
-          fmtInt(pick("t2", cpuShape.name, "p99_us")),
-          rounds("t2", cpuShape.name),
-          judge("CPU-bound: 2-thread pool vs inline", speedUp, ">=", 1.7),
-        ],
-      ]),
-      "",
-    );
+    if (cpuPair().length === 2) {
+      out.push(`### CPU-bound handler (${spinN} rounds, ${CPU_CONNS} connections)`, "");
+      const inline = pick(INLINE, cpuShape.name, "rps");
+      const pooled = pick(POOL2, cpuShape.name, "rps");
+      const speedUp = ratio(POOL2, INLINE, cpuShape.name, "rps");
+      out.push(
+        ...table([
+          "server",
+          "req/s",
+          "ms per reply",
+          "speed-up",
+          "p99 µs",
+          "req/s by round",
+          "target",
+        ], [
+          [
+            "tcpy threads: 0 (inline)",
+            fmtInt(inline),
+            (1000 / inline).toFixed(2),
+            "1.00x",
+            fmtInt(pick(INLINE, cpuShape.name, "p99_us")),
+            rounds(INLINE, cpuShape.name),
+            "",
+          ],
+          [
+            "tcpy threads: 2",
+            fmtInt(pooled),
+            (1000 / pooled).toFixed(2),
+            fmtRatio(speedUp),
+            fmtInt(pick(POOL2, cpuShape.name, "p99_us")),
+            rounds(POOL2, cpuShape.name),
+            judge("CPU-bound: 2-thread pool vs inline", speedUp, ">=", 1.7),
+          ],
+        ]),
+        "",
+      );
+    }
 
     out.push(`### Memory (VmRSS)`, "");
     const memRows: string[][] = [];
-    const baseIdle = idleResults.find((r) => r.server === "base")!;
+    const baseIdle = idleResults.find((r) => r.server === BASELINE)!;
     for (const server of servers) {
-      const idleResult = idleResults.find((r) => r.server === server.key);
+      const idleResult = idleResults.find((r) => r.server === server.name);
       const perConn = idleResult?.perConnKiB;
       const loadRss = Math.max(
-        ...cells.filter((c) => c.server === server.key && c.shape === SHAPES[1].name).map((c) =>
+        ...cells.filter((c) => c.server === server.name && c.shape === SHAPES[1].name).map((c) =>
           c.rssMaxKiB
         ),
       );
       let target = "";
-      if (perConn !== undefined && server.key !== "base") {
+      if (perConn !== undefined && server.name !== BASELINE) {
         target = judge(`idle connection RSS, ${server.label}`, perConn, "<=", 16, "KiB");
       }
       memRows.push([
@@ -695,7 +1017,7 @@ async function main(): Promise<void> {
         idleResult ? `${(idleResult.beforeKiB / 1024).toFixed(1)} MiB` : "-",
         idleResult ? `${(idleResult.afterKiB / 1024).toFixed(1)} MiB` : "-",
         perConn === undefined ? "-" : `${perConn.toFixed(1)} KiB`,
-        perConn === undefined || server.key === "base"
+        perConn === undefined || server.name === BASELINE
           ? (perConn === undefined ? "-" : "1.00x")
           : fmtRatio(perConn / baseIdle.perConnKiB),
         `${(loadRss / 1024).toFixed(1)} MiB`,
@@ -718,16 +1040,20 @@ async function main(): Promise<void> {
       "",
     );
 
-    out.push("### Targets", "");
+    if (verdicts.length > 0) {
+      out.push("### Targets", "");
+      out.push(
+        ...table(
+          ["target", "wanted", "measured", "margin", "met"],
+          verdicts.map((v) => [v.what, v.target, v.actual, v.margin, v.met ? "yes" : "**no**"]),
+        ),
+        "",
+      );
+    }
     out.push(
-      ...table(
-        ["target", "wanted", "measured", "margin", "met"],
-        verdicts.map((v) => [v.what, v.target, v.actual, v.margin, v.met ? "yes" : "**no**"]),
-      ),
-      "",
-    );
-    out.push(
-      `${verdicts.filter((v) => v.met).length} of ${verdicts.length} targets met; ` +
+      (verdicts.length > 0
+        ? `${verdicts.filter((v) => v.met).length} of ${verdicts.length} targets met; `
+        : "") +
         `load tests took ${((performance.now() - started) / 1000).toFixed(0)} s; ` +
         `load average at the end: ${loadAverage()}.`,
     );
@@ -736,7 +1062,13 @@ async function main(): Promise<void> {
     if (flags.json) {
       await Deno.writeTextFile(
         flags.json,
-        JSON.stringify({ settings: { SECONDS, ROUNDS, IDLE_CONNS, spinN }, cells, idleResults }),
+        JSON.stringify({
+          settings: { SECONDS, ROUNDS, IDLE_CONNS, spinN },
+          servers: servers.map(({ name, label, protocol }) => ({ name, label, protocol })),
+          skipped,
+          cells,
+          idleResults,
+        }),
       );
     }
 
@@ -767,8 +1099,8 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 }
 
 // A last resort against a hang: twice the expected duration, plus slack.
-const cellsPerRound = SHAPES.length * 4 + 2;
-const expectedSeconds = 60 + ROUNDS * cellsPerRound * (SECONDS + 1) + (MICRO ? 60 : 0);
+const cellsPerRound = SHAPES.length * ONLY.length + 2;
+const expectedSeconds = 240 + ROUNDS * cellsPerRound * (SECONDS + 1) + (MICRO ? 60 : 0);
 const watchdog = setTimeout(() => {
   console.error(`bench: gave up after ${Math.round(2 * expectedSeconds)} s`);
   stopAll().finally(() => Deno.exit(1));
