@@ -82,7 +82,8 @@ interface Prepared {
 function denoScript(script: string, ...args: string[]): Pick<ServerSpec, "command" | "args"> {
   return {
     command: DENO,
-    args: ["run", "--allow-net=127.0.0.1", "--allow-read", path(script), ...args],
+    // --unstable-net: tcpy's I/O threads need SO_REUSEPORT, as `deno task serve` has it.
+    args: ["run", "--unstable-net", "--allow-net=127.0.0.1", "--allow-read", path(script), ...args],
   };
 }
 
@@ -99,6 +100,16 @@ const SERVERS: ServerSpec[] = [
   { name: "tcpy-0", label: "tcpy threads: 0", ...denoScript("tcpy_server.ts", "0") },
   { name: "tcpy-2", label: "tcpy threads: 2", ...denoScript("tcpy_server.ts", "2") },
   { name: "tcpy-4", label: "tcpy threads: 4 (default)", ...denoScript("tcpy_server.ts", "4") },
+  {
+    name: "tcpy-4-1io",
+    label: "tcpy threads: 4, ioThreads: 1",
+    ...denoScript("tcpy_server.ts", "4", "1"),
+  },
+  {
+    name: "tcpy-io2",
+    label: "tcpy threads: 0, ioThreads: 2",
+    ...denoScript("tcpy_server.ts", "0", "2"),
+  },
   {
     name: "node",
     label: "node {version} net, by hand",

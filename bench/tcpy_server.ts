@@ -37,10 +37,12 @@ export const commands: Commands = { add: AdditionHandler, work: WorkHandler };
 
 if (import.meta.main) {
   const threads = Number(Deno.args[0] ?? 0);
+  const ioThreads = Number(Deno.args[1] ?? 0);
   const server = new TCPServer({
     host: "127.0.0.1",
     port: 0,
     threads,
+    ioThreads,
     commands,
     module: import.meta.url,
     // Room for the 10,000 idle connections of the memory test on top of the
