@@ -60,7 +60,14 @@ export { DEFAULT_MAX_MESSAGE_BYTES, LineDecoderStream, LineSplitter } from "./fr
 export { MessageDecoderStream, MessageEncoderStream } from "./streams.ts";
 export { MESSAGE_METHOD } from "./codec.ts";
 
-export type { ListenAddress, TCPServerOptions, TlsOptions } from "./server.ts";
+export type {
+  CallFailure,
+  CallRecord,
+  CommandStats,
+  ListenAddress,
+  TCPServerOptions,
+  TlsOptions,
+} from "./server.ts";
 export type { BackoffOptions } from "./internal/backoff.ts";
 export type { CallArgs, CallOptions, TCPClientOptions } from "./client.ts";
 export type {
@@ -78,6 +85,7 @@ export type {
   ErrorReply,
   HandlerClass,
   ParamsOf,
+  RecvOptions,
   ResultOf,
   SuccessReply,
 } from "./handler.ts";

@@ -9,7 +9,17 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from "./framing.ts";
 import { RESERVED_PREFIX } from "./codec.ts";
 import type { Commands, HandlerClass } from "./handler.ts";
 import { Acceptor, bind, connectionContext } from "./internal/acceptor.ts";
+import type { Observer } from "./internal/connection.ts";
 import type { CallLimits } from "./internal/executor.ts";
+import {
+  type CallFailure,
+  type CallRecord,
+  type CommandStats,
+  logFailure,
+  StatsTable,
+} from "./internal/observe.ts";
+
+export type { CallFailure, CallRecord, CommandStats };
 import { guardThread } from "./internal/guard.ts";
 import { WorkerPool } from "./internal/pool.ts";
 import { ShardSet } from "./internal/shards.ts";
@@ -266,6 +276,38 @@ export interface TCPServerOptions {
    */
   reusePort?: boolean;
   /**
+   * Called for every call the server failed: the handler threw (or
+   * rejected), its worker crashed, or it ran past `handlerTimeout`. The
+   * default logs one line on stderr with the command, call id, duration,
+   * a reference and the stack. With I/O threads it runs on the main thread.
+   *
+   * @default {logs to stderr}
+   */
+  onError?: (event: CallFailure) => void;
+  /**
+   * Called for every finished call (command, outcome, duration,
+   * connection): metrics, tracing and access logs in a few lines. Costs a
+   * little per call, so off unless set. With I/O threads it runs on the
+   * main thread (records are sent there in batches).
+   *
+   * @default {undefined}
+   */
+  onCall?: (record: CallRecord) => void;
+  /**
+   * Whether a handler's thrown error text reaches the client. `false`: the
+   * client gets -32603 "Internal error (reference R)" and the `onError`
+   * event (and log line) carries the same reference R.
+   *
+   * @default {true}
+   */
+  exposeErrors?: boolean;
+  /**
+   * Keep per-command counters (calls, errors, latency) for `server.stats()`.
+   *
+   * @default {false}
+   */
+  stats?: boolean;
+  /**
    * Called once the server listens. The default logs
    * `tcpy listening on HOST:PORT` to stdout, as the original did.
    *
@@ -276,18 +318,23 @@ export interface TCPServerOptions {
 
 /** Every option with its default filled in: the one place defaults live. */
 export type ResolvedServerOptions =
-  & Required<Omit<TCPServerOptions, "commands" | "module" | "tls" | "secret" | "onListen">>
-  & Pick<TCPServerOptions, "module" | "tls" | "secret" | "onListen">;
+  & Required<Omit<TCPServerOptions, "commands" | "module" | "tls" | "secret" | Hooks>>
+  & Pick<TCPServerOptions, "module" | "tls" | "secret" | Hooks>;
+
+/** The options that are functions: they stay on the main thread. */
+type Hooks = "onListen" | "onError" | "onCall";
 
 /** The defaults of {@linkcode TCPServerOptions}. */
 export const SERVER_DEFAULTS: Readonly<
-  Omit<ResolvedServerOptions, "module" | "tls" | "secret" | "onListen">
+  Omit<ResolvedServerOptions, "module" | "tls" | "secret" | Hooks>
 > = {
   host: "localhost",
   port: 7272,
   threads: 4,
   ioThreads: 0,
   autoInline: true,
+  exposeErrors: true,
+  stats: false,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   maxBatchLength: 1000,
   gracePeriod: 10_000,
@@ -418,6 +465,8 @@ export class TCPServer {
   #pool: WorkerPool | undefined;
   /** What accepts and serves connections: the main thread's acceptor, or the I/O threads. */
   #front: Acceptor | ShardSet | undefined;
+  /** The hooks and counters every connection reports to. */
+  readonly #observer: Observer;
   /** Releases this server's hold on the thread's stray-failure guard. */
   #unguard: (() => void) | undefined;
   #starting: Promise<void> | undefined;
@@ -432,6 +481,13 @@ export class TCPServer {
    */
   constructor(options: TCPServerOptions = {}) {
     this.#options = resolveOptions(options);
+    this.#observer = {
+      onCall: this.#options.onCall,
+      onError: this.#options.onError ?? logFailure,
+      stats: this.#options.stats ? new StatsTable() : undefined,
+      exposeErrors: this.#options.exposeErrors,
+      warned: new Set(),
+    };
     this.commands = options.commands ?? {};
     loadingRegistry()?.servers.push(this);
   }
@@ -514,7 +570,14 @@ export class TCPServer {
     }
     try {
       if (shards > 1) {
-        const set = new ShardSet({ count: shards, module, options, commands, pool: this.#pool });
+        const set = new ShardSet({
+          count: shards,
+          module,
+          options,
+          commands,
+          pool: this.#pool,
+          observer: this.#observer,
+        });
         this.#address = await set.start();
         this.#front = set;
       } else {
@@ -523,7 +586,7 @@ export class TCPServer {
         this.#address = { hostname: addr.hostname, port: addr.port };
         this.#front = new Acceptor(
           listener,
-          connectionContext(options, commands, this.#pool),
+          connectionContext(options, commands, this.#pool, this.#observer),
           options,
         );
       }
@@ -581,6 +644,42 @@ export class TCPServer {
   /** Number of calls in flight, over all connections (same caveat). */
   get inFlight(): number {
     return this.#front?.inFlight ?? 0;
+  }
+
+  /**
+   * Calls, errors and latency per command since the server started, over
+   * every thread that serves connections. Needs the `stats` option.
+   *
+   * @returns Per-command figures, by command name.
+   * @throws {TypeError} If the server was created without `stats: true`.
+   *
+   * @example Printing a per-command table
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { TCPClient, TCPHandler, TCPServer } from "./mod.ts";
+   * class Add extends TCPHandler<{ x: number; y: number }> {
+   *   static override inline = true;
+   *   execute() {
+   *     return this.success({ solution: this.params.x + this.params.y });
+   *   }
+   * }
+   * await using server = new TCPServer({ port: 0, threads: 0, stats: true, onListen() {} });
+   * server.commands = { add: Add };
+   * const { port } = await server.listen();
+   * await using client = new TCPClient({ port });
+   * await client.execute("add", { x: 1, y: 2 });
+   * const stats = await server.stats();
+   * assert.equal(stats.add.calls, 1);
+   * ```
+   */
+  async stats(): Promise<Record<string, CommandStats>> {
+    const own = this.#observer.stats;
+    if (!own) throw new TypeError("Cannot read stats: create the server with stats: true");
+    if (!(this.#front instanceof ShardSet)) return own.snapshot();
+    const total = new StatsTable();
+    total.merge(own.counters);
+    for (const rows of await this.#front.stats()) total.merge(rows);
+    return total.snapshot();
   }
 
   /** Threads that accept and read connections: 1 (the main thread) or the I/O threads. */

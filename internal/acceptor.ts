@@ -10,7 +10,7 @@ import { errorText } from "../codec.ts";
 import { ErrorCode } from "../errors.ts";
 import type { HandlerClass } from "../handler.ts";
 import type { ResolvedServerOptions } from "../server.ts";
-import { type ConnectionContext, ServerConnection } from "./connection.ts";
+import { type ConnectionContext, type Observer, ServerConnection } from "./connection.ts";
 import { type Executor, InlineExecutor } from "./executor.ts";
 import { Placement } from "./placement.ts";
 
@@ -25,10 +25,12 @@ export function connectionContext(
   options: ResolvedServerOptions,
   commands: ReadonlyMap<string, HandlerClass>,
   pool: Executor | undefined,
+  observer: Observer,
   share = 1,
 ): ConnectionContext {
   return {
     commands,
+    observer,
     pool,
     inline: new InlineExecutor({
       unread: { messages: options.maxUnreadMessages, bytes: options.maxUnreadBytes },

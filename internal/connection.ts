@@ -28,6 +28,29 @@ import { type Call, clientGone, type Executor, type Task, utf8Length } from "./e
 import { closest } from "./suggest.ts";
 import { admitPooled, type PoolShares } from "./admission.ts";
 import type { Placement } from "./placement.ts";
+import {
+  type CallFailure,
+  type CallRecord,
+  FAILURE_CODES,
+  failureReference,
+  type StatsTable,
+} from "./observe.ts";
+
+/** The server's observation hooks, as each connection uses them. */
+export interface Observer {
+  /** Told of every finished call, if set. */
+  readonly onCall: ((record: CallRecord) => void) | undefined;
+  /** Told of every call the server failed (logs by default). */
+  readonly onError: (event: CallFailure) => void;
+  /** Per-command counters, if kept. */
+  readonly stats: StatsTable | undefined;
+  /** Whether a handler's own error text reaches the client. */
+  readonly exposeErrors: boolean;
+  /** Commands already warned about for returning undefined. */
+  readonly warned: Set<string>;
+}
+
+let connections = 0;
 import { LineWriter } from "./line_writer.ts";
 import { readLines } from "./read_loop.ts";
 import type { Outcome } from "./run_handler.ts";
@@ -58,6 +81,8 @@ export interface ConnectionContext {
   readonly messageTimeout: number;
   /** How the pool's queue is shared between connections. */
   readonly shares: PoolShares;
+  /** Who hears about calls and failures (onCall, onError, stats). */
+  readonly observer: Observer;
   /** Where commands without `static inline` run; `undefined`: always in the pool. */
   readonly placement: Placement | undefined;
   /** A call running longer is answered with -32002 and abandoned (ms; 0: never). */
@@ -146,6 +171,7 @@ interface Running {
   task: Task | undefined;
   done: boolean;
   readonly command: string;
+  /** `performance.now()` when the call arrived. */
   readonly startedAt: number;
   finish(outcome: Outcome, cost?: number): void;
 }
@@ -164,6 +190,15 @@ function unknownCommand(method: string, commands: ReadonlyMap<string, HandlerCla
   return near === undefined
     ? `Unknown command: ${method}`
     : `Unknown command: ${method} (did you mean ${JSON.stringify(near)}?)`;
+}
+
+/** Calls an observer; what it throws is reported, never passed on to the connection. */
+function tell<T>(hook: (event: T) => void, event: T): void {
+  try {
+    hook(event);
+  } catch (error) {
+    console.error("tcpy: an onCall/onError hook threw:", error);
+  }
 }
 
 function wire(code: number, message: string): WireError {
@@ -194,6 +229,8 @@ export class ServerConnection {
   #pooled = 0;
   /** When the unfinished line now buffered began (ms since epoch), 0 if none. */
   #partialSince = 0;
+  /** This connection's number, for observers. */
+  readonly #number = ++connections;
 
   constructor(conn: Deno.Conn, ctx: ConnectionContext) {
     this.#conn = conn;
@@ -221,8 +258,9 @@ export class ServerConnection {
     if (this.#state === "closed") return;
     const { handlerTimeout, writeTimeout, idleTimeout, auth } = this.#ctx;
     if (handlerTimeout > 0) {
+      const clock = performance.now();
       for (const running of this.#active) {
-        if (now - running.startedAt < handlerTimeout) continue;
+        if (clock - running.startedAt < handlerTimeout) continue;
         const error = new CallTimeoutError(
           `Call to "${running.command}" timed out after ${handlerTimeout} ms`,
         );
@@ -362,6 +400,72 @@ export class ServerConnection {
     if (text.length * 3 <= limit) return text;
     const bytes = utf8Length(text, limit);
     return bytes <= limit ? text : replyTooLarge(text, bytes, limit, "the reply");
+  }
+
+  /**
+   * Tells the observers how a call ended; logs a failure with a reference
+   * and, unless errors are exposed, returns the outcome with the handler's
+   * text replaced by that reference.
+   */
+  #observe(running: Running, id: JsonRpcId | undefined, outcome: Outcome, bytes: number): Outcome {
+    const observer = this.#ctx.observer;
+    const failed = "error" in outcome && FAILURE_CODES.has(outcome.error.code);
+    if (!failed && !observer.onCall && !observer.stats) {
+      if ("returnedUndefined" in outcome && id !== undefined) this.#warnUndefined(running.command);
+      return outcome;
+    }
+    const durationMs = performance.now() - running.startedAt;
+    const ok = "json" in outcome;
+    const code = "error" in outcome ? outcome.error.code : undefined;
+    const record: CallRecord = {
+      command: running.command,
+      id,
+      ok,
+      ...(code === undefined ? {} : { code }),
+      durationMs,
+      connection: this.#number,
+      ...this.#remote(),
+    };
+    observer.stats?.add(running.command, ok, failed, durationMs);
+    if (observer.onCall) tell(observer.onCall, record);
+    if ("returnedUndefined" in outcome && id !== undefined) this.#warnUndefined(running.command);
+    if (!failed || !("error" in outcome)) return outcome;
+    const reference = failureReference();
+    const data = outcome.error.data as { name?: unknown } | undefined;
+    tell(observer.onError, {
+      ...record,
+      error: {
+        name: typeof data?.name === "string" ? data.name : "Error",
+        message: outcome.error.message,
+        ...(outcome.stack === undefined ? {} : { stack: outcome.stack }),
+      },
+      paramsBytes: bytes,
+      reference,
+    });
+    if (observer.exposeErrors || outcome.error.code !== ErrorCode.INTERNAL_ERROR) return outcome;
+    return {
+      error: {
+        code: ErrorCode.INTERNAL_ERROR,
+        message: `Internal error (reference ${reference})`,
+      },
+    };
+  }
+
+  #remote(): { remote?: { hostname: string; port: number } } {
+    const addr = this.#conn.remoteAddr as Partial<Deno.NetAddr>;
+    return typeof addr.hostname === "string" && typeof addr.port === "number"
+      ? { remote: { hostname: addr.hostname, port: addr.port } }
+      : {};
+  }
+
+  #warnUndefined(command: string): void {
+    const { warned } = this.#ctx.observer;
+    if (warned.has(command)) return;
+    warned.add(command);
+    console.error(
+      `tcpy: "${command}" returned undefined from execute(), so its caller got null: ` +
+        "did it forget to return? (said once per command)",
+    );
   }
 
   #close(): void {
@@ -521,7 +625,7 @@ export class ServerConnection {
       sink.add(id === undefined ? undefined : errorText(id, refusal!));
       return;
     }
-    this.#start(cls, method, message.params, id, sink);
+    this.#start(cls, method, message.params, id, sink, bytes);
   }
 
   #deliver(params: unknown, bytes: number): void {
@@ -535,6 +639,7 @@ export class ServerConnection {
     params: unknown,
     id: JsonRpcId | undefined,
     sink: ReplySink,
+    bytes: number,
   ): void {
     const conversational = id !== undefined;
     const key = conversational ? idKey(id) : undefined;
@@ -547,11 +652,12 @@ export class ServerConnection {
       task: undefined,
       done: false,
       command,
-      startedAt: this.#ctx.handlerTimeout > 0 ? Date.now() : 0,
+      startedAt: performance.now(),
       finish: (outcome, cost) => {
         if (running.done) return;
         if (measured && pooled && cost !== undefined) placement.pooled(command, cost);
         running.done = true;
+        outcome = this.#observe(running, id, outcome, bytes);
         if (conversational) this.#calls.delete(key!);
         this.#active.delete(running);
         if (pooled && --this.#pooled === 0) this.#ctx.shares.holders--;

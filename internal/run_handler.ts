@@ -11,8 +11,15 @@ import type { HandlerClass } from "../handler.ts";
 import { attachChannel, type Channel } from "./channel.ts";
 import { isErrorReply, isReserved } from "./replies.ts";
 
-/** A finished call: the result's JSON text, or the error to answer with. */
-export type Outcome = { json: string } | { error: WireError };
+/**
+ * A finished call: the result's JSON text, or the error to answer with.
+ * `returnedUndefined` marks an `execute()` that returned nothing (a
+ * forgotten `return`?); `stack` is the thrown error's stack, for the
+ * server's log only, never sent.
+ */
+export type Outcome =
+  | { json: string; returnedUndefined?: true }
+  | { error: WireError; stack?: string };
 
 /** Maps what `execute()` returned to an outcome. */
 export function settle(value: unknown): Outcome {
@@ -25,9 +32,12 @@ export function settle(value: unknown): Outcome {
     if (checked instanceof Error) return unsendable(checked);
     return { error: { code, message: value.message, data: JSON.parse(checked) } };
   }
+  if (value === undefined) return UNDEFINED;
   const json = toJson(value);
   return json instanceof Error ? unsendable(json) : { json };
 }
+
+const UNDEFINED: Outcome = { json: "null", returnedUndefined: true };
 
 function unsendable(error: Error): Outcome {
   return {
@@ -46,12 +56,19 @@ export function fail(error: unknown): Outcome {
     // A revoked Proxy throws even on instanceof: described below.
   }
   const { name, message } = describe(error);
+  let stack: string | undefined;
+  try {
+    stack = error instanceof Error && typeof error.stack === "string" ? error.stack : undefined;
+  } catch {
+    // A revoked Proxy: no stack.
+  }
   return {
     error: {
       code: ErrorCode.INTERNAL_ERROR,
       message: `Handler failed: ${message}`,
       data: { name },
     },
+    ...(stack === undefined ? {} : { stack }),
   };
 }
 

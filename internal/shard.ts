@@ -8,8 +8,10 @@
  */
 
 import type { HandlerClass } from "../handler.ts";
+import type { CallFailure, CallRecord } from "./observe.ts";
 import { Acceptor, bind, connectionContext } from "./acceptor.ts";
 import { guardThread } from "./guard.ts";
+import { StatsTable } from "./observe.ts";
 import { RemoteExecutor } from "./remote_executor.ts";
 import { importHandlers, resolveCommands } from "./resolve.ts";
 import type { FromShard, ShardInit, ShardStatus, ToShard } from "./shard_messages.ts";
@@ -25,6 +27,20 @@ const STATS_EVERY_MS = 50;
 
 let acceptor: Acceptor | undefined;
 let remote: RemoteExecutor | undefined;
+let stats: StatsTable | undefined;
+/** Call records and failures for the main thread's hooks, sent once per tick. */
+let outbox: FromShard[] = [];
+
+function report(message: FromShard): void {
+  if (outbox.length === 0) {
+    queueMicrotask(() => {
+      const batch = outbox;
+      outbox = [];
+      scope.postMessage(batch);
+    });
+  }
+  outbox.push(message);
+}
 
 function status(message: ShardStatus): void {
   scope.postMessage(message);
@@ -38,10 +54,19 @@ async function init(message: ShardInit): Promise<void> {
       remote = new RemoteExecutor((batch: FromShard[]) => scope.postMessage(batch));
     }
     const options = message.options as ResolvedServerOptions;
+    stats = options.stats ? new StatsTable() : undefined;
+    // The hooks are functions and stay on the main thread: send them what they need.
+    const observer = {
+      onCall: message.calls ? (record: CallRecord) => report({ t: "call", record }) : undefined,
+      onError: (event: CallFailure) => report({ t: "failure", event }),
+      stats,
+      exposeErrors: options.exposeErrors,
+      warned: new Set<string>(),
+    };
     const listener = bind(options, message.port, true);
     acceptor = new Acceptor(
       listener,
-      connectionContext(options, commands, remote, message.shards),
+      connectionContext(options, commands, remote, observer, message.shards),
       { maxConnections: Math.max(1, Math.ceil(options.maxConnections / message.shards)) },
     );
     status({ t: "listening", port: (listener.addr as Deno.NetAddr).port });
@@ -74,6 +99,8 @@ scope.onmessage = (event) => {
   }
   for (const message of data) {
     if (message.t === "close") close(message.grace);
-    else remote?.receive(message);
+    else if (message.t === "stats") {
+      report({ t: "counters", request: message.request, rows: [...(stats?.counters ?? [])] });
+    } else remote?.receive(message);
   }
 };

@@ -6,10 +6,11 @@
  */
 
 import type { ResolvedServerOptions } from "../server.ts";
+import type { CallFailure, CallRecord, CommandCounters } from "./observe.ts";
 import type { Outcome } from "./run_handler.ts";
 
 /** What a shard needs to serve: the server's options, minus functions. */
-export type ShardOptions = Omit<ResolvedServerOptions, "onListen">;
+export type ShardOptions = Omit<ResolvedServerOptions, "onListen" | "onError" | "onCall">;
 
 /** The first message a shard receives. */
 export interface ShardInit {
@@ -25,13 +26,17 @@ export interface ShardInit {
   pooled: boolean;
   /** How many shards share the pool. */
   shards: number;
+  /** Whether the main thread wants every call record (it has `onCall`). */
+  calls: boolean;
 }
 
 /** Main → shard (inside an array). */
 export type ToShard =
   | { t: "send"; job: number; json: string }
   | { t: "done"; job: number; outcome: Outcome; cost?: number }
-  | { t: "close"; grace: number };
+  | { t: "close"; grace: number }
+  /** Asks for the shard's per-command counters. */
+  | { t: "stats"; request: number };
 
 /** Shard → main: a lifecycle message alone, or an array of the rest. */
 export type ShardStatus =
@@ -45,4 +50,7 @@ export type FromShard =
   | { t: "msg"; job: number; data: unknown; bytes: number }
   | { t: "cancel"; job: number; message: string }
   | { t: "abandon"; job: number; message: string }
-  | { t: "stats"; connections: number; inFlight: number };
+  | { t: "stats"; connections: number; inFlight: number }
+  | { t: "call"; record: CallRecord }
+  | { t: "failure"; event: CallFailure }
+  | { t: "counters"; request: number; rows: [string, CommandCounters][] };

@@ -10,7 +10,9 @@ import { CallTimeoutError, ConnectionClosedError } from "../errors.ts";
 import type { HandlerClass } from "../handler.ts";
 import type { ResolvedServerOptions } from "../server.ts";
 import { backoffDelay } from "./backoff.ts";
+import type { Observer } from "./connection.ts";
 import type { Executor, Task } from "./executor.ts";
+import type { CommandCounters } from "./observe.ts";
 import type { FromShard, ShardInit, ShardStatus, ToShard } from "./shard_messages.ts";
 
 const SHARD_URL = new URL("./shard.ts", import.meta.url);
@@ -24,6 +26,8 @@ export interface ShardSetOptions {
   options: ResolvedServerOptions;
   commands: ReadonlyMap<string, HandlerClass>;
   pool: Executor | undefined;
+  /** The main thread's hooks, told of the shards' calls and failures. */
+  observer: Observer;
 }
 
 class Shard {
@@ -49,6 +53,11 @@ export class ShardSet {
   #port = 0;
   #closing = false;
   #started = false;
+  #request = 0;
+  readonly #counters = new Map<
+    number,
+    { rows: [string, CommandCounters][][]; left: number; done: () => void }
+  >();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(config: ShardSetOptions) {
@@ -93,6 +102,23 @@ export class ShardSet {
     return { hostname, port: this.#port };
   }
 
+  /** Every live shard's per-command counters. */
+  async stats(): Promise<[string, CommandCounters][][]> {
+    const live = this.#shards.filter((shard) => !shard.dead);
+    if (live.length === 0) return [];
+    const request = ++this.#request;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const entry = { rows: [] as [string, CommandCounters][][], left: live.length, done: resolve };
+    this.#counters.set(request, entry);
+    for (const shard of live) this.#send(shard, { t: "stats", request });
+    // A shard stuck in a handler cannot answer: report what the others said.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([promise, new Promise((r) => timer = setTimeout(r, 1000))]);
+    clearTimeout(timer);
+    this.#counters.delete(request);
+    return entry.rows;
+  }
+
   /** Drains every shard (calls in flight get up to `grace` ms), then stops them. */
   async close(grace: number): Promise<void> {
     this.#closing = true;
@@ -114,7 +140,7 @@ export class ShardSet {
   #spawn(index: number, failures: number, port: number): Shard {
     const shard = new Shard(index, failures);
     const { module, options, commands, pool, count } = this.#config;
-    const { onListen: _, ...plain } = options;
+    const { onListen: _, onError: _e, onCall: _c, ...plain } = options;
     shard.worker.onmessage = (event: MessageEvent<ShardStatus | FromShard[]>) => {
       const data = event.data;
       if (Array.isArray(data)) this.#receive(shard, data);
@@ -135,6 +161,7 @@ export class ShardSet {
       port,
       pooled: pool !== undefined,
       shards: count,
+      calls: this.#config.observer.onCall !== undefined,
     };
     shard.worker.postMessage(init);
     return shard;
@@ -180,6 +207,19 @@ export class ShardSet {
           shard.connections = message.connections;
           shard.inFlight = message.inFlight;
           break;
+        case "call":
+          tell(this.#config.observer.onCall, message.record);
+          break;
+        case "failure":
+          tell(this.#config.observer.onError, message.event);
+          break;
+        case "counters": {
+          const entry = this.#counters.get(message.request);
+          if (!entry) break;
+          entry.rows.push(message.rows);
+          if (--entry.left === 0) entry.done();
+          break;
+        }
       }
     }
   }
@@ -222,5 +262,14 @@ export class ShardSet {
       this.#shards[shard.index] = this.#spawn(shard.index, shard.failures + 1, this.#port);
     }, delay);
     this.#timers.add(timer);
+  }
+}
+
+/** Calls a hook of the user's; what it throws is reported, not passed on. */
+function tell<T>(hook: ((event: T) => void) | undefined, event: T): void {
+  try {
+    hook?.(event);
+  } catch (error) {
+    console.error("tcpy: an onCall/onError hook threw:", error);
   }
 }
