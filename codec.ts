@@ -223,8 +223,10 @@ export function idKey(id: JsonRpcId): JsonRpcId | bigint {
 export function tooDeep(value: unknown, max: number = MAX_DEPTH): boolean {
   if (typeof value !== "object" || value === null) return false;
   if (max === 0) return true;
-  const items = Array.isArray(value) ? value : Object.values(value);
-  for (const item of items) {
+  // for...in, not Object.values: no array per object on the hot path.
+  const record = value as Record<string, unknown>;
+  for (const key in record) {
+    const item = record[key];
     if (typeof item === "object" && item !== null && tooDeep(item, max - 1)) return true;
   }
   return false;

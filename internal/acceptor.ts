@@ -31,6 +31,7 @@ export function connectionContext(
   return {
     commands,
     observer,
+    clock: { now: performance.now() },
     pool,
     inline: new InlineExecutor({
       unread: { messages: options.maxUnreadMessages, bytes: options.maxUnreadBytes },
@@ -97,7 +98,7 @@ export class Acceptor {
   readonly #maxConnections: number;
   readonly #connections = new Set<ServerConnection>();
   readonly #serving = new Set<Promise<void>>();
-  readonly #sweeper: ReturnType<typeof setInterval> | undefined;
+  readonly #sweeper: ReturnType<typeof setInterval>;
   readonly #accepting: Promise<void>;
   #closing: Promise<void> | undefined;
 
@@ -111,14 +112,14 @@ export class Acceptor {
     this.#maxConnections = options.maxConnections;
     const deadlines = [ctx.handlerTimeout, ctx.writeTimeout, ctx.idleTimeout, ctx.messageTimeout]
       .concat(ctx.auth ? [ctx.auth.timeout] : []).filter((t) => t > 0);
-    if (deadlines.length > 0) {
-      // One timer per server, not one per call: the hot path only stamps times.
-      const every = Math.max(10, Math.min(1000, Math.floor(Math.min(...deadlines) / 4)));
-      this.#sweeper = setInterval(() => {
-        const now = Date.now();
-        for (const connection of this.#connections) connection.sweep(now);
-      }, every);
-    }
+    // One timer per server, not one per call: the hot path only reads
+    // the clock it keeps.
+    const every = Math.max(10, Math.min(1000, Math.floor(Math.min(...deadlines, 4000) / 4)));
+    this.#sweeper = setInterval(() => {
+      ctx.clock.now = performance.now();
+      const now = Date.now();
+      for (const connection of this.#connections) connection.sweep(now);
+    }, every);
     this.#accepting = this.#accept();
   }
 

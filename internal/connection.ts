@@ -81,6 +81,8 @@ export interface ConnectionContext {
   readonly messageTimeout: number;
   /** How the pool's queue is shared between connections. */
   readonly shares: PoolShares;
+  /** `performance.now()` as of the sweeper's last tick: a clock that costs nothing to read. */
+  readonly clock: { now: number };
   /** Who hears about calls and failures (onCall, onError, stats). */
   readonly observer: Observer;
   /** Where commands without `static inline` run; `undefined`: always in the pool. */
@@ -213,7 +215,10 @@ export class ServerConnection {
   readonly #single: ReplySink;
   /** Conversational calls in progress, by {@linkcode idKey} of their id. */
   readonly #calls = new Map<JsonRpcId | bigint, Running>();
-  readonly #active = new Set<Running>();
+  /** Calls without an id in progress (the rest are in #calls). */
+  readonly #notifications = new Set<Running>();
+  /** Calls in progress, with or without an id. */
+  #running = 0;
   #splitter: LineSplitter | undefined;
   #state: State = "open";
   #saidBye = false;
@@ -246,7 +251,7 @@ export class ServerConnection {
 
   /** Calls running for this connection. */
   get running(): number {
-    return this.#active.size;
+    return this.#running;
   }
 
   /**
@@ -259,7 +264,7 @@ export class ServerConnection {
     const { handlerTimeout, writeTimeout, idleTimeout, auth } = this.#ctx;
     if (handlerTimeout > 0) {
       const clock = performance.now();
-      for (const running of this.#active) {
+      for (const running of this.#inProgress()) {
         if (clock - running.startedAt < handlerTimeout) continue;
         const error = new CallTimeoutError(
           `Call to "${running.command}" timed out after ${handlerTimeout} ms`,
@@ -288,7 +293,7 @@ export class ServerConnection {
     } else if (!this.#authenticated && auth && now - this.#openedAt >= auth.timeout) {
       this.#refuse(`Unauthorized: no ${AUTH_METHOD} within ${auth.timeout} ms`);
     } else if (
-      idleTimeout > 0 && this.#active.size === 0 && now - this.#lastActive >= idleTimeout
+      idleTimeout > 0 && this.#running === 0 && now - this.#lastActive >= idleTimeout
     ) {
       this.drain();
     }
@@ -346,7 +351,7 @@ export class ServerConnection {
   }
 
   async #drainOnce(): Promise<void> {
-    if (this.#active.size > 0) {
+    if (this.#running > 0) {
       this.#idle ??= Promise.withResolvers();
       await this.#idle.promise;
     }
@@ -466,6 +471,11 @@ export class ServerConnection {
       `tcpy: "${command}" returned undefined from execute(), so its caller got null: ` +
         "did it forget to return? (said once per command)",
     );
+  }
+
+  *#inProgress(): Iterable<Running> {
+    yield* this.#calls.values();
+    yield* this.#notifications;
   }
 
   #close(): void {
@@ -594,7 +604,7 @@ export class ServerConnection {
     if (!cls) {
       refusal = wire(ErrorCode.METHOD_NOT_FOUND, unknownCommand(method, this.#ctx.commands));
     } else if (this.#state !== "open") refusal = this.#drainReason;
-    else if (this.#active.size >= this.#ctx.maxInFlight) {
+    else if (this.#running >= this.#ctx.maxInFlight) {
       refusal = wire(
         ErrorCode.SERVER_BUSY,
         `Server busy: ${this.#ctx.maxInFlight} calls already in flight on this connection`,
@@ -652,24 +662,30 @@ export class ServerConnection {
       task: undefined,
       done: false,
       command,
-      startedAt: performance.now(),
+      // A coarse clock (the sweeper's) is enough for the handler timeout;
+      // observers that time calls get a precise one.
+      startedAt: this.#ctx.observer.onCall || this.#ctx.observer.stats
+        ? performance.now()
+        : this.#ctx.clock.now,
       finish: (outcome, cost) => {
         if (running.done) return;
         if (measured && pooled && cost !== undefined) placement.pooled(command, cost);
         running.done = true;
         outcome = this.#observe(running, id, outcome, bytes);
         if (conversational) this.#calls.delete(key!);
-        this.#active.delete(running);
+        else this.#notifications.delete(running);
+        this.#running--;
         if (pooled && --this.#pooled === 0) this.#ctx.shares.holders--;
         sink.add(conversational ? this.#reply(id, outcome) : undefined);
-        if (this.#active.size === 0) {
+        if (this.#running === 0) {
           this.#idle?.resolve();
           if (this.#ctx.idleTimeout > 0) this.#lastActive = Date.now();
         }
       },
     };
     if (conversational) this.#calls.set(key!, running);
-    this.#active.add(running);
+    else this.#notifications.add(running);
+    this.#running++;
     const call: Call = {
       command,
       handler: cls,
