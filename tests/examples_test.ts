@@ -8,6 +8,7 @@ import { startTestServer, testHandler } from "../testing.ts";
 import { ChatHandler, commands as chatCommands, converse } from "../examples/chat.ts";
 import { AdditionHandler, server as tutorial } from "../examples/tutorial_server.ts";
 import { measure, PrimeCount } from "../examples/cpu_bound.ts";
+import { statsTable } from "../examples/metrics.ts";
 import {
   callMany,
   commands as concurrentCommands,
@@ -230,4 +231,25 @@ Deno.test("examples/concurrent_client.ts runs with deno run and reports the batc
   assert.match(stdout, /^28 answered \(\d+ of them a handler's error\(\) reply\), 2 rejected$/m);
   assert.match(stdout, /^rejected: UnknownCommandError: Unknown command: forecast$/m);
   assert.match(stdout, /^rejected: CallTimeoutError: /m);
+});
+
+Deno.test("examples/metrics.ts prints access lines and a per-command table", async () => {
+  const stdout = await run(["examples/metrics.ts", "40"]);
+  assert.match(stdout, /^access: add ok \d+\.\d{3} ms$/m);
+  assert.match(stdout, /^command +calls +errors +failures +mean ms +p50 ms +p99 ms$/m);
+  assert.match(stdout, /^add +40 +0 +0 /m);
+  assert.match(stdout, /^divide +40 +10 +0 /m); // b = 0 on every fourth call
+  assert.match(stdout, /^flaky +40 +4 +4 /m); // n = 0, 10, 20, 30 throw
+  assert.match(stdout, /^failures reported to onError: 4$/m);
+});
+
+Deno.test("examples/metrics.ts: statsTable aligns columns", () => {
+  const table = statsTable({
+    add: { calls: 3, errors: 0, failures: 0, meanMs: 0.01, p50Ms: 0.008, p99Ms: 0.016 },
+  });
+  assert.equal(
+    table,
+    "command  calls  errors  failures  mean ms  p50 ms  p99 ms\n" +
+      "add          3       0         0    0.010   0.008   0.016",
+  );
 });
