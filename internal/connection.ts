@@ -28,6 +28,7 @@ import { type Call, clientGone, type Executor, type Task, utf8Length } from "./e
 import { closest } from "./suggest.ts";
 import { admitPooled, type PoolShares } from "./admission.ts";
 import type { Placement } from "./placement.ts";
+import { nextPhase, type Phase, readsRequests } from "./phase.ts";
 import {
   type CallFailure,
   type CallRecord,
@@ -178,8 +179,6 @@ interface Running {
   finish(outcome: Outcome, cost?: number): void;
 }
 
-type State = "open" | "draining" | "closed";
-
 const BYE_TEXT = `{"jsonrpc":"2.0","method":"${BYE_METHOD}"}`;
 
 function outcomeText(id: JsonRpcId, outcome: Outcome): string {
@@ -220,12 +219,10 @@ export class ServerConnection {
   /** Calls in progress, with or without an id. */
   #running = 0;
   #splitter: LineSplitter | undefined;
-  #state: State = "open";
-  #saidBye = false;
+  /** Where the connection is in its life: see phase.ts for the rules. */
+  #phase: Phase;
   #draining: Promise<void> | undefined;
-  #refused = false;
   readonly #inputEnded = Promise.withResolvers<void>();
-  #authenticated: boolean;
   readonly #openedAt = Date.now();
   #lastActive = this.#openedAt;
   #drainReason: WireError = wire(ErrorCode.SHUTTING_DOWN, "The server is shutting down");
@@ -240,7 +237,7 @@ export class ServerConnection {
   constructor(conn: Deno.Conn, ctx: ConnectionContext) {
     this.#conn = conn;
     this.#ctx = ctx;
-    this.#authenticated = ctx.auth === undefined;
+    this.#phase = ctx.auth === undefined ? "open" : "authenticating";
     this.#writer = new LineWriter(conn, () => this.abort());
     this.#single = {
       add: (text) => {
@@ -260,7 +257,7 @@ export class ServerConnection {
    * are stuck, closes an idle one, and one that did not authenticate in time.
    */
   sweep(now: number): void {
-    if (this.#state === "closed") return;
+    if (this.#phase === "closed") return;
     const { handlerTimeout, writeTimeout, idleTimeout, auth } = this.#ctx;
     if (handlerTimeout > 0) {
       const clock = performance.now();
@@ -288,9 +285,12 @@ export class ServerConnection {
       );
       this.#partialSince = 0;
       this.#write(errorText(null, error));
-      this.#refused = true; // the rest of its input is not read as requests
+      this.#drainReason = error;
+      this.#phase = nextPhase(this.#phase, "ignore"); // the rest is not read as requests
       this.drain(error);
-    } else if (!this.#authenticated && auth && now - this.#openedAt >= auth.timeout) {
+    } else if (
+      this.#phase === "authenticating" && auth && now - this.#openedAt >= auth.timeout
+    ) {
       this.#refuse(`Unauthorized: no ${AUTH_METHOD} within ${auth.timeout} ms`);
     } else if (
       idleTimeout > 0 && this.#running === 0 && now - this.#lastActive >= idleTimeout
@@ -323,7 +323,7 @@ export class ServerConnection {
       await readLines(this.#conn, splitter, paused);
     } catch {
       // Reset by the peer, or closed by abort(): either way no more input.
-      if (this.#state !== "closed") this.abort();
+      this.abort();
       return;
     } finally {
       this.#inputEnded.resolve();
@@ -339,11 +339,11 @@ export class ServerConnection {
    * calls in flight and their replies, then closes the socket.
    */
   drain(reason?: WireError): Promise<void> {
-    if (this.#state === "closed") return Promise.resolve();
-    if (this.#state === "open") {
-      this.#state = "draining";
-      if (reason) this.#drainReason = reason;
+    if (this.#phase === "closed") return Promise.resolve();
+    if (reason && (this.#phase === "open" || this.#phase === "authenticating")) {
+      this.#drainReason = reason;
     }
+    this.#phase = nextPhase(this.#phase, "drain");
     // One drain for every caller (serve, the sweeper, the server's close):
     // none may return while another still holds the socket.
     this.#draining ??= this.#drainOnce();
@@ -356,10 +356,10 @@ export class ServerConnection {
       await this.#idle.promise;
     }
     await this.#writer.drained();
-    if ((this.#state as State) === "closed" || this.#saidBye) return;
+    if (this.#phase === "closed" || this.#phase === "lingering") return;
     // Every request read so far has been answered: say so, so the client
     // knows that whatever it still waits for was never read, never ran.
-    this.#saidBye = true;
+    this.#phase = nextPhase(this.#phase, "bye");
     this.#writer.write(BYE_TEXT);
     await this.#writer.drained();
     // Linger: closing a socket with unread input makes the kernel send a
@@ -382,7 +382,7 @@ export class ServerConnection {
 
   /** Closes at once: calls in flight lose their client (their `recv()` rejects). */
   abort(): void {
-    if (this.#state === "closed") return;
+    if (this.#phase === "closed") return;
     this.#cancelAll(clientGone());
     this.#close();
   }
@@ -393,7 +393,7 @@ export class ServerConnection {
    * and handlers' sends could otherwise pile up without bound.
    */
   #write(text: string): void {
-    if (this.#state === "closed") return;
+    if (this.#phase === "closed") return;
     this.#writer.write(text);
     if (this.#writer.pending > this.#ctx.cutOutputBytes) this.abort();
   }
@@ -479,8 +479,8 @@ export class ServerConnection {
   }
 
   #close(): void {
-    if (this.#state === "closed") return;
-    this.#state = "closed";
+    if (this.#phase === "closed") return;
+    this.#phase = "closed";
     this.#idle?.resolve();
     try {
       this.#conn.close();
@@ -494,8 +494,8 @@ export class ServerConnection {
   }
 
   #onOversize(limit: number): void {
-    if (this.#saidBye || this.#refused) return;
-    if (!this.#authenticated) {
+    if (!readsRequests(this.#phase)) return;
+    if (this.#phase === "authenticating") {
       this.#refuse(
         `Unauthorized: the first message must be ${AUTH_METHOD}, in at most ${limit} bytes`,
       );
@@ -510,9 +510,9 @@ export class ServerConnection {
   }
 
   #onLine(bytes: Uint8Array): void {
-    if (this.#state === "closed" || this.#saidBye || this.#refused) return;
+    if (!readsRequests(this.#phase)) return;
     if (this.#ctx.idleTimeout > 0) this.#lastActive = Date.now();
-    if (!this.#authenticated) {
+    if (this.#phase === "authenticating") {
       this.#authenticate(bytes);
       return;
     }
@@ -559,17 +559,16 @@ export class ServerConnection {
       this.#refuse(`Unauthorized: the first message must be ${AUTH_METHOD} with the right secret`);
       return;
     }
-    this.#authenticated = true;
+    this.#phase = nextPhase(this.#phase, "authenticated");
     this.#splitter!.maxMessageBytes = this.#ctx.maxMessageBytes;
     this.#single.add(resultText((message as { id: JsonRpcId }).id, '{"authenticated":true}'));
   }
 
   /** Answers with an authentication error (id null), then closes once it is written. */
   #refuse(message: string): void {
-    if (this.#refused) return;
-    this.#refused = true;
+    if (!readsRequests(this.#phase)) return;
+    this.#phase = nextPhase(this.#phase, "ignore");
     this.#single.add(errorText(null, wire(ErrorCode.UNAUTHORIZED, message)));
-    this.#state = "draining";
     this.#writer.drained().then(() => this.abort());
   }
 
@@ -595,7 +594,7 @@ export class ServerConnection {
     const id = message.kind === "call" ? message.id : undefined;
     if (method === PING_METHOD) {
       if (id === undefined) sink.add(undefined);
-      else if (this.#state !== "open") sink.add(errorText(id, this.#drainReason));
+      else if (this.#phase !== "open") sink.add(errorText(id, this.#drainReason));
       else sink.add(resultText(id, '{"pong":true}'));
       return;
     }
@@ -603,7 +602,7 @@ export class ServerConnection {
     let refusal: WireError | undefined;
     if (!cls) {
       refusal = wire(ErrorCode.METHOD_NOT_FOUND, unknownCommand(method, this.#ctx.commands));
-    } else if (this.#state !== "open") refusal = this.#drainReason;
+    } else if (this.#phase !== "open") refusal = this.#drainReason;
     else if (this.#running >= this.#ctx.maxInFlight) {
       refusal = wire(
         ErrorCode.SERVER_BUSY,
@@ -692,7 +691,7 @@ export class ServerConnection {
       params,
       conversational,
       send: (json) => {
-        if (this.#state === "closed" || running.done) return undefined;
+        if (this.#phase === "closed" || running.done) return undefined;
         this.#write(messageText(id!, json));
         // Backpressure: the handler's send() waits while its client lags.
         const limit = this.#ctx.maxOutputBytes;
