@@ -146,9 +146,12 @@ class BatchReply implements ReplySink {
 
   add(text: string | undefined): void {
     if (text !== undefined) {
-      const bytes = utf8Length(text, this.#limit) + 1;
-      if (this.#bytes + bytes > this.#limit) {
-        text = replyTooLarge(text, this.#bytes + bytes, this.#limit, "the batch reply");
+      // Measured against the room left, not the whole limit: an estimate
+      // that only settles "under the limit" says nothing about the room.
+      const room = this.#limit - this.#bytes - 1;
+      const bytes = utf8Length(text, room);
+      if (bytes > room) {
+        text = replyTooLarge(text, this.#bytes + 1 + bytes, this.#limit, "the batch reply");
       }
       this.#bytes += text.length + 1;
       this.#texts.push(text);

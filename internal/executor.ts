@@ -6,7 +6,12 @@
  * @module
  */
 
-import { ConnectionClosedError, MessageTooLargeError, ServerBusyError } from "../errors.ts";
+import {
+  ConnectionClosedError,
+  ErrorCode,
+  MessageTooLargeError,
+  ServerBusyError,
+} from "../errors.ts";
 import { toJson } from "../codec.ts";
 import type { HandlerClass } from "../handler.ts";
 import { type Channel, lazySignal } from "./channel.ts";
@@ -76,10 +81,15 @@ export const NO_CALL_LIMITS: CallLimits = {
 
 const utf8 = new TextEncoder();
 
-/** UTF-8 length of `text`, without encoding it when its length already settles the question. */
+/**
+ * UTF-8 length of `text`, without encoding it when its length already
+ * settles whether it is over `limit`: then an upper bound if it is not, and
+ * a lower bound (exact for ASCII) if it is.
+ */
 export function utf8Length(text: string, limit: number): number {
   // Each UTF-16 unit is 1 to 3 UTF-8 bytes.
-  if (text.length * 3 <= limit || text.length > limit) return text.length * 3;
+  if (text.length * 3 <= limit) return text.length * 3;
+  if (text.length > limit) return text.length;
   return utf8.encode(text).length;
 }
 
@@ -116,6 +126,23 @@ export function jsonSender(
     } catch (error) {
       return Promise.reject(error);
     }
+  };
+}
+
+/**
+ * `outcome`, or an error in its place if its result alone is longer than
+ * any reply may be. A worker checks before it posts: a result the
+ * connection would refuse anyway must not be copied to the main thread
+ * (a batch of big results would be copied all at once).
+ */
+export function refuseOversized(outcome: Outcome, maxBytes: number): Outcome {
+  if (!("json" in outcome) || outcome.json.length <= maxBytes) return outcome;
+  return {
+    error: {
+      code: ErrorCode.INTERNAL_ERROR,
+      message: `Reply too large: the result would be ${outcome.json.length} bytes or more, ` +
+        `the limit is ${maxBytes} (maxReplyBytes)`,
+    },
   };
 }
 

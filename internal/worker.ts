@@ -9,7 +9,13 @@
 import { ConnectionClosedError } from "../errors.ts";
 import type { HandlerClass } from "../handler.ts";
 import { lazySignal } from "./channel.ts";
-import { callEnded, type CallLimits, jsonSender, unreadOverflow } from "./executor.ts";
+import {
+  callEnded,
+  type CallLimits,
+  jsonSender,
+  refuseOversized,
+  unreadOverflow,
+} from "./executor.ts";
 import { guardThread } from "./guard.ts";
 import { Inbox } from "./inbox.ts";
 import { importHandlers, resolveCommands } from "./resolve.ts";
@@ -98,7 +104,7 @@ function done(id: number, outcome: Outcome, cost: number): void {
     job.inbox?.close(callEnded());
     for (const wake of job.waiting.splice(0)) wake();
   }
-  post({ t: "done", job: id, outcome, cost });
+  post({ t: "done", job: id, outcome: refuseOversized(outcome, limits.maxSendBytes), cost });
 }
 
 function stop(job: Job | undefined, reason: Error): void {
