@@ -24,7 +24,14 @@ import {
 import { CallTimeoutError, ErrorCode, type TcpyError, type WireError } from "../errors.ts";
 import { LineSplitter } from "../framing.ts";
 import type { HandlerClass } from "../handler.ts";
-import { type Call, clientGone, type Executor, type Task, utf8Length } from "./executor.ts";
+import {
+  type Call,
+  clientGone,
+  exactUtf8Length,
+  type Executor,
+  type Task,
+  utf8Length,
+} from "./executor.ts";
 import { closest } from "./suggest.ts";
 import { admitPooled, type PoolShares } from "./admission.ts";
 import type { Placement } from "./placement.ts";
@@ -148,12 +155,13 @@ class BatchReply implements ReplySink {
     if (text !== undefined) {
       // Measured against the room left, not the whole limit: an estimate
       // that only settles "under the limit" says nothing about the room.
+      // Exact bytes: the batch as a whole must keep to the limit.
       const room = this.#limit - this.#bytes - 1;
-      const bytes = utf8Length(text, room);
+      const bytes = exactUtf8Length(text);
       if (bytes > room) {
         text = replyTooLarge(text, this.#bytes + 1 + bytes, this.#limit, "the batch reply");
       }
-      this.#bytes += text.length + 1;
+      this.#bytes += exactUtf8Length(text) + 1;
       this.#texts.push(text);
     }
     if (--this.#left === 0 && this.#texts.length > 0) this.#write(`[${this.#texts.join(",")}]`);

@@ -93,6 +93,13 @@ export function utf8Length(text: string, limit: number): number {
   return utf8.encode(text).length;
 }
 
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** The exact UTF-8 length of `text`; encodes only text that is not plain ASCII. */
+export function exactUtf8Length(text: string): number {
+  return ASCII.test(text) ? text.length : utf8.encode(text).length;
+}
+
 /** Encodes conversation data, refusing what JSON cannot carry or what is too large. */
 export function encodeSent(data: unknown, maxBytes = Infinity): string {
   const json = toJson(data);

@@ -411,3 +411,24 @@ Deno.test("TCPClient does not send a call that was aborted while it connected", 
   await client.disconnect();
   await other.catch(() => {});
 });
+
+Deno.test("maxReplyBytes: a batch of non-ASCII replies is measured in UTF-8 bytes", async () => {
+  await using server = await startServer({ threads: 0, maxReplyBytes: 1000 });
+  const raw = await RawClient.connect(server.port);
+  try {
+    const text = "€".repeat(200); // 600 bytes of UTF-8, 200 UTF-16 units
+    const call = (id: number) =>
+      JSON.stringify({ jsonrpc: "2.0", id, method: "echo", params: { text } });
+    await raw.write(`[${call(1)},${call(2)}]\n`);
+    const replies = await raw.read() as {
+      id: number;
+      result?: unknown;
+      error?: { code: number };
+    }[];
+    assert.deepEqual(replies[0], { jsonrpc: "2.0", id: 1, result: { text } });
+    assert.equal(replies[1].id, 2);
+    assert.equal(replies[1].error?.code, -32603, "two replies of 600+ bytes exceed 1000 bytes");
+  } finally {
+    raw.close();
+  }
+});
