@@ -28,7 +28,12 @@ import denoJson from "./deno.json" with { type: "json" };
 import { TCPClient, type TCPClientOptions } from "./client.ts";
 import { TcpyError } from "./errors.ts";
 import type { Commands } from "./handler.ts";
-import { type ListenAddress, TCPServer, type TCPServerOptions } from "./server.ts";
+import {
+  type ListenAddress,
+  SERVER_DEFAULTS as D,
+  TCPServer,
+  type TCPServerOptions,
+} from "./server.ts";
 import { commandsOf, importHandlers, isCommandMap } from "./internal/resolve.ts";
 
 /** The version of tcpy, read from deno.json. */
@@ -69,42 +74,56 @@ const SERVE_FLAGS: readonly ValueFlag<TCPServerOptions>[] = [
     kind: "string",
     option: "host",
     value: "HOST",
-    help: "host name or address to bind (default localhost)",
+    help: `host name or address to bind (default ${D.host})`,
   },
   {
     name: "port",
     kind: "integer",
     option: "port",
     value: "PORT",
-    help: "port to listen on, 0 for any free one (default 7272)",
+    help: `port to listen on, 0 for any free one (default ${D.port})`,
   },
   {
     name: "threads",
     kind: "integer",
     option: "threads",
     value: "N",
-    help: "worker threads running handlers, 0 runs them inline (default 4)",
+    help: `worker threads running handlers, 0 runs them inline (default ${D.threads})`,
   },
   {
     name: "max-message-bytes",
     kind: "integer",
     option: "maxMessageBytes",
     value: "BYTES",
-    help: "largest request line accepted (default 1048576)",
+    help: `largest request line accepted (default ${D.maxMessageBytes})`,
   },
   {
     name: "max-batch-length",
     kind: "integer",
     option: "maxBatchLength",
     value: "N",
-    help: "most requests in one JSON-RPC batch (default 1000)",
+    help: `most requests in one JSON-RPC batch (default ${D.maxBatchLength})`,
   },
   {
     name: "grace-period",
     kind: "integer",
     option: "gracePeriod",
     value: "MS",
-    help: "how long a stop waits for calls in flight (default 10000)",
+    help: `how long a stop waits for calls in flight (default ${D.gracePeriod})`,
+  },
+  {
+    name: "io-threads",
+    kind: "integer",
+    option: "ioThreads",
+    value: "N",
+    help: "threads serving connections; 0: one per core with a pool (needs --unstable-net)",
+  },
+  {
+    name: "max-reply-bytes",
+    kind: "integer",
+    option: "maxReplyBytes",
+    value: "BYTES",
+    help: `largest reply line written (default ${D.maxReplyBytes})`,
   },
   {
     name: "reuse-port",
@@ -122,14 +141,14 @@ const CALL_FLAGS: readonly ValueFlag<TCPClientOptions>[] = [
     kind: "string",
     option: "host",
     value: "HOST",
-    help: "host of the server (default localhost)",
+    help: `host of the server (default ${D.host})`,
   },
   {
     name: "port",
     kind: "integer",
     option: "port",
     value: "PORT",
-    help: "port of the server (default 7272)",
+    help: `port of the server (default ${D.port})`,
   },
   {
     name: "timeout",
@@ -458,7 +477,7 @@ async function serve(args: string[]): Promise<number> {
   const signal = await stop.promise;
   console.error(
     `tcpy: ${signal} received: finishing the calls in flight (up to ${
-      options.gracePeriod ?? 10_000
+      options.gracePeriod ?? D.gracePeriod
     } ms)`,
   );
   await server.close();
@@ -535,7 +554,7 @@ async function call(args: string[]): Promise<number> {
   try {
     result = await client.execute(command, params);
   } catch (error) {
-    const where = `${options.host ?? "localhost"}:${options.port ?? 7272}`;
+    const where = `${options.host ?? D.host}:${options.port ?? D.port}`;
     const detail = error instanceof TcpyError
       ? `${firstLine(error.message)} (${error.name}, code ${error.code})`
       : firstLine(messageOf(error));
