@@ -75,11 +75,14 @@ export function compileArgs(options: CompileOptions = {}): string[] {
     // a relative path; workers import the module too). Nothing else unless
     // asked: no env, no write, no run, no ffi, no sys.
     "--allow-read",
+    // SO_REUSEPORT, so `serve` gets one I/O thread per core.
+    "--unstable-net",
     // The served module's own needs, which only its user knows.
     ...(options.allowEnv === true ? ["--allow-env"] : []),
     ...(typeof options.allowEnv === "string" ? [`--allow-env=${options.allowEnv}`] : []),
-    // No `--include` for the worker entry: internal/pool.ts references
-    // `./worker.ts` statically (`embedWorker`), so `deno compile` embeds it.
+    // No `--include` for the worker entries: internal/pool.ts and
+    // internal/shards.ts reference them statically (`embedWorker`,
+    // `embedShard`), so `deno compile` embeds them.
     "--output",
     options.output ?? defaultOutput(options.target),
     ...(options.target ? ["--target", options.target] : []),

@@ -613,6 +613,7 @@ Deno.test({
           "client.ts",
           "internal/pool.ts",
           "internal/worker.ts",
+          "internal/shard.ts",
           "internal/resolve.ts",
           "internal/run_handler.ts",
         ]
@@ -649,7 +650,14 @@ Deno.test({
       const done = await deno(args, Deno.execPath());
       assert.equal(done.code, 0, done.stderr);
       const files = embeddedFiles(done.stdout + done.stderr);
-      for (const path of ["examples/tutorial_server.ts", "mod.ts", "internal/worker.ts"]) {
+      for (
+        const path of [
+          "examples/tutorial_server.ts",
+          "mod.ts",
+          "internal/worker.ts",
+          "internal/shard.ts",
+        ]
+      ) {
         assert.ok(files.includes(path), `${path} is embedded: ${files.join(", ")}`);
       }
     } finally {
