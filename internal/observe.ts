@@ -161,12 +161,35 @@ export function failureReference(): string {
   return crypto.randomUUID().slice(0, 8);
 }
 
-/** The default `onError`: one line on stderr per failure, with the stack if there is one. */
-export function logFailure(event: CallFailure): void {
+/** Most failures the default `onError` logs per second; the rest are counted. */
+export const LOG_PER_SECOND = 10;
+
+let window = 0;
+let logged = 0;
+let skipped = 0;
+
+/**
+ * The default `onError`: one line on stderr per failure, with the stack if
+ * there is one; at most {@linkcode LOG_PER_SECOND} a second, so a client
+ * calling a failing command in a loop cannot make the server spend its time
+ * writing logs (the lines left out are counted in the next one).
+ */
+export function logFailure(event: CallFailure, now: number = Date.now()): void {
+  const second = Math.floor(now / 1000);
+  if (second !== window) {
+    window = second;
+    logged = 0;
+  }
+  if (++logged > LOG_PER_SECOND) {
+    skipped++;
+    return;
+  }
   const where = event.id === undefined ? "notification" : `call ${JSON.stringify(event.id)}`;
   const detail = event.error.stack ?? `${event.error.name}: ${event.error.message}`;
+  const more = skipped > 0 ? ` (${skipped} more failures not logged before this one)` : "";
+  skipped = 0;
   console.error(
     `tcpy: ${where} to "${event.command}" failed (${event.code}, ` +
-      `${event.durationMs.toFixed(1)} ms, ref ${event.reference}): ${detail}`,
+      `${event.durationMs.toFixed(1)} ms, ref ${event.reference})${more}: ${detail}`,
   );
 }

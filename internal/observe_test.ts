@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { StatsTable } from "./observe.ts";
+import { type CallFailure, LOG_PER_SECOND, logFailure, StatsTable } from "./observe.ts";
 
 Deno.test("StatsTable counts calls, errors and failures, and merges threads", () => {
   const a = new StatsTable();
@@ -20,4 +20,31 @@ Deno.test("StatsTable counts calls, errors and failures, and merges threads", ()
   assert.ok(Math.abs(stats.add.meanMs - (100 + 100 * 0.01) / 101) < 1e-9);
   assert.equal(stats.get.calls, 1);
   assert.ok(stats.get.p50Ms >= 1 && stats.get.p50Ms <= 2.048);
+});
+
+Deno.test("logFailure logs at most LOG_PER_SECOND lines a second and counts the rest", () => {
+  const lines: string[] = [];
+  const original = console.error;
+  console.error = (line: string) => lines.push(line);
+  try {
+    const event: CallFailure = {
+      command: "boom",
+      id: 1,
+      ok: false,
+      code: -32603,
+      durationMs: 1,
+      connection: 1,
+      error: { name: "Error", message: "kaboom" },
+      paramsBytes: 2,
+      reference: "abcdef01",
+    };
+    const second = 1_000_000_000_000;
+    for (let i = 0; i < 100; i++) logFailure(event, second + i);
+    assert.equal(lines.length, LOG_PER_SECOND);
+    logFailure(event, second + 1000);
+    assert.equal(lines.length, LOG_PER_SECOND + 1);
+    assert.match(lines.at(-1)!, /\(90 more failures not logged before this one\): Error: kaboom$/);
+  } finally {
+    console.error = original;
+  }
 });
