@@ -146,10 +146,19 @@ function inexact(id: unknown): boolean {
   return typeof id === "number" && !Number.isSafeInteger(id);
 }
 
-/** Whether a request (or batch element, or its message params) has an inexact numeric id. */
+/**
+ * Whether a request, or an element of a batch, or its message params, has
+ * an inexact numeric id. One level only: a batch's elements are not
+ * searched further (a deeply nested array must not cost a deep recursion).
+ */
 function hasInexactId(value: unknown): boolean {
-  if (Array.isArray(value)) return value.some(hasInexactId);
-  if (typeof value !== "object" || value === null) return false;
+  if (!Array.isArray(value)) return requestHasInexactId(value);
+  for (const item of value) if (requestHasInexactId(item)) return true;
+  return false;
+}
+
+function requestHasInexactId(value: unknown): boolean {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
   const { id, params } = value as { id?: unknown; params?: { id?: unknown } };
   return inexact(id) ||
     (typeof params === "object" && params !== null && inexact(params.id));

@@ -487,3 +487,23 @@ Deno.test("TCPServer names the address when the port is taken", async () => {
   );
   await second.close();
 });
+
+Deno.test("TCPServer answers a line of 100,000 nested arrays with -32600 and serves the next line", async () => {
+  await using server = await startServer({ threads: 0 });
+  const raw = await RawClient.connect(server.port);
+  try {
+    const deep = "[".repeat(100_000) + "]".repeat(100_000);
+    await raw.write(`${deep}\n{"jsonrpc":"2.0","id":2,"method":"add","params":{"x":1,"y":2}}\n`);
+    // A batch of one element that is no request: one -32600 in an array.
+    const first = await raw.read() as { id: null; error: { code: number } }[];
+    assert.equal(first.length, 1);
+    assert.equal(first[0].error.code, -32600);
+    assert.deepEqual(await raw.read(), {
+      jsonrpc: "2.0",
+      id: 2,
+      result: { success: true, solution: 3 },
+    });
+  } finally {
+    raw.close();
+  }
+});
