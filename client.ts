@@ -25,9 +25,9 @@ import {
   TcpyError,
 } from "./errors.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, LineSplitter } from "./framing.ts";
-import { encodeSent } from "./internal/executor.ts";
 import { backoffDelay, type BackoffOptions, sleep } from "./internal/backoff.ts";
 import { Inbox } from "./internal/inbox.ts";
+import { encodeSent } from "./internal/json_text.ts";
 import type { Commands, ParamsOf, ResultOf } from "./handler.ts";
 import { LineWriter } from "./internal/line_writer.ts";
 import { readLines } from "./internal/read_loop.ts";
