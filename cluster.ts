@@ -187,6 +187,8 @@ class Link {
    */
   drainedAt = Infinity;
   #sent = 0;
+  /** Calls written whose outcome is not yet noted in `drainedAt` and `inFlight`. */
+  readonly #noting = new Set<Promise<void>>();
 
   constructor(options: TCPClientOptions) {
     this.client = new TCPClient(options);
@@ -214,20 +216,23 @@ class Link {
   send(cmd: string, params: Params | undefined, options: CallOptions) {
     const seq = ++this.#sent;
     this.inFlight++;
-    const result = this.client.execute(cmd, params, options).then(
-      (value) => {
-        this.inFlight--;
-        return value;
-      },
-      (error) => {
-        this.inFlight--;
-        // Runs before the reactions to later rejections of this connection,
-        // so `drainedAt` is known when they are classified.
-        if (error instanceof ShuttingDownError && seq < this.drainedAt) this.drainedAt = seq;
-        throw error;
-      },
-    );
+    const result = this.client.execute(cmd, params, options);
+    const note = (error?: unknown) => {
+      this.inFlight--;
+      this.#noting.delete(noted);
+      if (error instanceof ShuttingDownError && seq < this.drainedAt) this.drainedAt = seq;
+    };
+    const noted = result.then(() => note(), note);
+    this.#noting.add(noted);
     return { seq, result };
+  }
+
+  /**
+   * Resolves once the outcome of every call written so far is noted. Once
+   * the connection has closed, every call on it has settled, so this is prompt.
+   */
+  async noted(): Promise<void> {
+    await Promise.all(this.#noting);
   }
 }
 
@@ -639,6 +644,8 @@ export class TCPClusterClient<C extends Commands = Commands> {
       try {
         return { value: await result };
       } catch (error) {
+        // Whether an earlier request was refused with -32007 tells "unread" from "closed".
+        if (error instanceof ConnectionClosedError) await link.noted();
         const reason = classify(error, link, seq);
         if (reason === undefined) throw error;
         if (reason !== "busy") this.#retire(node, link);
