@@ -16,18 +16,11 @@ import {
   parseReply,
   requestText,
 } from "./codec.ts";
-import {
-  AuthenticationError,
-  ConnectionClosedError,
-  fromWireError,
-  ProtocolError,
-  ShuttingDownError,
-  TcpyError,
-} from "./errors.ts";
+import { ConnectionClosedError, fromWireError, ProtocolError } from "./errors.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, LineSplitter } from "./framing.ts";
-import { encodeSent } from "./internal/executor.ts";
 import { backoffDelay, type BackoffOptions, sleep } from "./internal/backoff.ts";
 import { Inbox } from "./internal/inbox.ts";
+import { encodeSent } from "./internal/json_text.ts";
 import type { Commands, ParamsOf, ResultOf } from "./handler.ts";
 import { LineWriter } from "./internal/line_writer.ts";
 import { readLines } from "./internal/read_loop.ts";
@@ -38,6 +31,8 @@ import {
   checkTimeout,
   connectFailure,
   isFatalConnectError,
+  type LastWords,
+  pendingCallError,
 } from "./internal/client_rules.ts";
 
 /**
@@ -189,6 +184,34 @@ const DEFAULT_MAX_UNREAD_MESSAGES = 1024;
 const DEFAULT_MAX_UNREAD_BYTES = 4 * 1024 * 1024;
 
 /**
+ * Where the client's connection is, with what exists there. A call connects
+ * from "idle" or "closed"; "closed" keeps the last read loop for
+ * `disconnect()` to await.
+ */
+type Lifecycle =
+  | { readonly name: "idle" }
+  | { readonly name: "connecting"; readonly opening: Promise<void> }
+  | {
+    readonly name: "open";
+    readonly conn: Deno.Conn;
+    readonly writer: LineWriter;
+    readonly reading: Promise<void>;
+    /** What the server said that tells how a close is to be read. */
+    readonly heard: LastWords;
+  }
+  | { readonly name: "closed"; readonly reading: Promise<void> };
+
+type Open = Extract<Lifecycle, { name: "open" }>;
+
+/** The moves between states: a failed connect goes back where it came from. */
+const MOVES: { readonly [F in Lifecycle["name"]]: readonly Lifecycle["name"][] } = {
+  idle: ["connecting"],
+  connecting: ["open", "idle", "closed"],
+  open: ["closed"],
+  closed: ["connecting"],
+};
+
+/**
  * One call in progress: its final `result`, and its own `send`/`recv` for a
  * conversation with the handler. Several calls may run on one connection at
  * once, each with its own conversation.
@@ -303,12 +326,7 @@ export class TCPClient<C extends Commands = Commands> {
   readonly #options: TCPClientOptions;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
-  #conn: Deno.Conn | undefined;
-  #writer: LineWriter | undefined;
-  #connecting: Promise<void> | undefined;
-  #reading: Promise<void> | undefined;
-  #failure: Error | undefined;
-  #bye = false;
+  #life: Lifecycle = { name: "idle" };
 
   /**
    * Creates a client; nothing connects until `connect()` or the first call.
@@ -337,7 +355,7 @@ export class TCPClient<C extends Commands = Commands> {
 
   /** Whether the client has an open connection. */
   get connected(): boolean {
-    return this.#conn !== undefined;
+    return this.#life.name === "open";
   }
 
   /**
@@ -353,9 +371,15 @@ export class TCPClient<C extends Commands = Commands> {
    *   cannot help).
    */
   connect(): Promise<void> {
-    if (this.#conn) return Promise.resolve();
-    this.#connecting ??= this.#open().finally(() => this.#connecting = undefined);
-    return this.#connecting;
+    const life = this.#life;
+    if (life.name === "open") return Promise.resolve();
+    if (life.name === "connecting") return life.opening;
+    const opening = this.#open().catch((error) => {
+      this.#become(life);
+      throw error;
+    });
+    this.#become({ name: "connecting", opening });
+    return opening;
   }
 
   /**
@@ -365,9 +389,10 @@ export class TCPClient<C extends Commands = Commands> {
    * @returns Resolves once the connection is closed.
    */
   async disconnect(): Promise<void> {
-    await this.#connecting?.catch(() => {});
-    this.#shut(new ConnectionClosedError("The client disconnected"));
-    await this.#reading;
+    if (this.#life.name === "connecting") await this.#life.opening.catch(() => {});
+    this.#lose(new ConnectionClosedError("The client disconnected"));
+    const life = this.#life;
+    if (life.name === "closed") await life.reading;
   }
 
   /**
@@ -460,11 +485,12 @@ export class TCPClient<C extends Commands = Commands> {
     (pending as { call: Call<unknown> }).call = call;
     this.#pending.set(id, pending);
     this.#watch(id, pending, options);
-    this.#conn?.ref();
+    if (this.#life.name === "open") this.#life.conn.ref();
     this.connect().then(
       // A call that timed out or was aborted while connecting is not sent.
+      // One still pending has an open connection: a close ends every call.
       () => {
-        if (this.#pending.has(id)) this.#writer?.write(line);
+        if (this.#pending.has(id)) this.#write(line);
       },
       (error) => this.#settle(id, { error }),
     );
@@ -480,7 +506,7 @@ export class TCPClient<C extends Commands = Commands> {
    */
   async notify(cmd: string, params?: Params): Promise<void> {
     await this.connect();
-    this.#writer!.write(requestText(cmd, params));
+    this.#write(requestText(cmd, params));
   }
 
   /**
@@ -515,7 +541,24 @@ export class TCPClient<C extends Commands = Commands> {
   /** @internal Writes one line on the connection (used by {@linkcode Call.send}). */
   async _send(line: string): Promise<void> {
     await this.connect();
-    this.#writer!.write(line);
+    this.#write(line);
+  }
+
+  /** The one place the lifecycle moves. */
+  #become(next: Lifecycle): void {
+    const from = this.#life.name;
+    if (!MOVES[from].includes(next.name)) {
+      throw new Error(`TCPClient bug: its connection cannot go from ${from} to ${next.name}`);
+    }
+    this.#life = next;
+  }
+
+  /** Queues `line` on the open connection. */
+  #write(line: string): void {
+    if (this.#life.name !== "open") {
+      throw new ConnectionClosedError("The connection closed before the message was sent");
+    }
+    this.#life.writer.write(line);
   }
 
   #latest(what: string): Call<unknown> {
@@ -556,7 +599,7 @@ export class TCPClient<C extends Commands = Commands> {
     pending.inbox?.close(new ConnectionClosedError("The call has ended"));
     if ("error" in outcome) pending.result.reject(outcome.error);
     else pending.result.resolve(outcome.value);
-    if (this.#pending.size === 0) this.#conn?.unref();
+    if (this.#pending.size === 0 && this.#life.name === "open") this.#life.conn.unref();
   }
 
   /** The CA certificates of the `tls` option; a missing `caFile` is no connect error. */
@@ -596,32 +639,40 @@ export class TCPClient<C extends Commands = Commands> {
 
   async #open(): Promise<void> {
     const conn = await this.#connectWithRetries();
-    this.#conn = conn;
-    this.#failure = undefined;
-    this.#bye = false;
-    this.#writer = new LineWriter(conn, (error) => this.#shut(error));
+    const writer = new LineWriter(conn, (error) => this.#lose(error, open));
     if (this.#options.secret !== undefined) {
       // Id 0 is never used by calls; the server checks this line before any other.
-      this.#writer.write(requestText(AUTH_METHOD, { secret: this.#options.secret }, 0));
+      writer.write(requestText(AUTH_METHOD, { secret: this.#options.secret }, 0));
     }
     if (this.#pending.size === 0) conn.unref();
     const splitter = new LineSplitter({
-      line: (bytes) => this.#onLine(bytes),
+      line: (bytes) => this.#onLine(bytes, open),
       oversize: (limit) =>
-        this.#shut(new ProtocolError(`Reply larger than ${limit} bytes: closing the connection`)),
+        this.#lose(
+          new ProtocolError(`Reply larger than ${limit} bytes: closing the connection`),
+          open,
+        ),
     }, { maxMessageBytes: this.#maxMessageBytes });
-    this.#reading = readLines(conn, splitter).then(
-      () => this.#shut(new ConnectionClosedError("The server closed the connection")),
-      (error) => this.#shut(error),
+    const reading = readLines(conn, splitter).then(
+      () => this.#lose(new ConnectionClosedError("The server closed the connection"), open),
+      (error) => this.#lose(error, open),
     );
+    const open: Open = {
+      name: "open",
+      conn,
+      writer,
+      reading,
+      heard: { bye: false, reported: undefined },
+    };
+    this.#become(open);
   }
 
-  #onLine(bytes: Uint8Array): void {
+  #onLine(bytes: Uint8Array, open: Open): void {
     let value: unknown;
     try {
       value = decodeLine(bytes);
     } catch (error) {
-      this.#shut(new ProtocolError(`Unreadable reply: ${(error as Error).message}`));
+      this.#lose(new ProtocolError(`Unreadable reply: ${(error as Error).message}`), open);
       return;
     }
     const items = Array.isArray(value) ? value : [value];
@@ -634,15 +685,15 @@ export class TCPClient<C extends Commands = Commands> {
           this.#settle(reply.id as number, { value: reply.result });
           break;
         case "error":
-          if (reply.id === null) this.#failure = fromWireError(reply.error);
+          if (reply.id === null) open.heard.reported = fromWireError(reply.error);
           else this.#settle(reply.id as number, callerView(reply.error));
           break;
         case "notification":
           if (reply.method === MESSAGE_METHOD) this.#deliver(reply.params, bytesEach);
-          else if (reply.method === BYE_METHOD) this.#bye = true;
+          else if (reply.method === BYE_METHOD) open.heard.bye = true;
           break;
         case "invalid":
-          this.#shut(new ProtocolError(`Invalid reply: ${reply.reason}`));
+          this.#lose(new ProtocolError(`Invalid reply: ${reply.reason}`), open);
           return;
       }
     }
@@ -686,43 +737,22 @@ export class TCPClient<C extends Commands = Commands> {
     this.#settle(id, { error });
   }
 
-  #shut(reason: Error): void {
-    const conn = this.#conn;
-    if (!conn) return;
-    this.#conn = undefined;
-    this.#writer = undefined;
+  /**
+   * Closes the connection `open` (if it still is the client's) for `reason`
+   * and fails every pending call as {@linkcode pendingCallError} says.
+   */
+  #lose(reason: Error, open: Lifecycle = this.#life): void {
+    if (open.name !== "open" || this.#life !== open) return;
+    this.#become({ name: "closed", reading: open.reading });
     try {
       // An unref'd read would not keep the event loop alive until it settles,
       // and disconnect() awaits it.
-      conn.ref();
-      conn.close();
+      open.conn.ref();
+      open.conn.close();
     } catch {
       // Already closed.
     }
-    // A server reports what it could not attribute to a call with id null
-    // just before it closes (e.g. an oversized request): pass that on.
-    const cause = this.#failure;
-    let error: Error;
-    if (cause instanceof AuthenticationError) error = cause;
-    else if (this.#bye && !cause) {
-      // The server said it answered everything it read: these never ran.
-      // `cause` (the close) tells this from a -32007 reply, which has none.
-      // A server that reported a failure first (an oversized request) said
-      // tcpy.bye because of it, not because it is shutting down: that
-      // failure is passed on below instead, and retrying would not help.
-      error = new ShuttingDownError(
-        "The server closed the connection gracefully before reading this call; it never ran",
-        { cause: reason },
-      );
-    } else if (reason instanceof ProtocolError) error = reason;
-    else if (cause) {
-      error = new ConnectionClosedError(`${reason.message}: ${cause.message}`, { cause });
-    } else if (reason instanceof TcpyError) error = reason;
-    else {
-      error = new ConnectionClosedError(`The connection failed: ${reason.message}`, {
-        cause: reason,
-      });
-    }
+    const error = pendingCallError(reason, open.heard);
     for (const id of [...this.#pending.keys()]) this.#settle(id, { error });
   }
 }

@@ -36,33 +36,22 @@ export interface Endpoint {
 
 /**
  * Why a call was tried again. The first four mean the call never reached a
- * handler, so {@linkcode TCPClusterClient} retries them for every call;
- * `"closed"` is retried only for calls marked `idempotent`.
+ * handler, so every call is retried for them; `"closed"` only an
+ * `idempotent` one.
  *
- * - `"refused"`: the connection could not be opened (refused, reset, timed
- *   out: any connect error but a missing permission), or it closed before
- *   the request was written.
- * - `"shuttingDown"`: the server answered -32007 ({@linkcode ShuttingDownError}):
- *   it is draining and refused the call without running it.
- * - `"busy"`: the server answered -32001 ({@linkcode ServerBusyError}): it
- *   refused the call without running it, or turned the connection away.
- * - `"unread"`: the connection closed before the reply, and the server had
- *   proved it never read the request: it sent `tcpy.bye` before closing
- *   (it had answered everything it read; {@linkcode TCPClient} then rejects
- *   the calls still pending with a {@linkcode ShuttingDownError} whose
- *   `cause` is the close), or the request was written after another request
- *   on the same connection had been refused with -32007 (a tcpy server reads
- *   a connection in order and, once it drains, never starts another call on
- *   it). This is how a graceful close racing with a new request ends: the
- *   server closes a connection as soon as no call is in flight on it, and a
- *   request written in that instant is never read.
- * - `"closed"`: the connection closed (or reset) after the request was
- *   written, without `tcpy.bye` and with nothing else that proves where the
- *   request got to: the handler may have run, even to the end. Retried only
- *   for idempotent calls. It comes from a server that crashed or was killed,
- *   one that cut calls still running when its grace period ended, a network
- *   failure, or a load balancer that closed the connection itself (idle
- *   timeout) or lost the server's last bytes.
+ * - `"refused"`: the connection could not be opened, or closed before the
+ *   request was written.
+ * - `"shuttingDown"`: the server is draining: it answered -32007
+ *   ({@linkcode ShuttingDownError}).
+ * - `"busy"`: the server answered -32001 ({@linkcode ServerBusyError}), or
+ *   turned the connection away.
+ * - `"unread"`: the connection closed, and the server had shown it never
+ *   read the request: it said `tcpy.bye` first, or had refused an earlier
+ *   request on the connection with -32007.
+ * - `"closed"`: the connection closed after the request was written, with
+ *   no such sign (a crash, a kill, a cut at the end of the grace period, a
+ *   load balancer's idle timeout, a network failure): the handler may have
+ *   run.
  */
 export type RetryReason = "refused" | "shuttingDown" | "busy" | "unread" | "closed";
 
@@ -168,7 +157,7 @@ export interface ClusterStats {
 }
 
 /** One connection: a {@linkcode TCPClient} that is never reused once its connection is gone. */
-class Link {
+class Connection {
   readonly client: TCPClient;
   readonly ready: Promise<void>;
   opened = false;
@@ -187,6 +176,8 @@ class Link {
    */
   drainedAt = Infinity;
   #sent = 0;
+  /** Calls written whose outcome is not yet noted in `drainedAt` and `inFlight`. */
+  readonly #noting = new Set<Promise<void>>();
 
   constructor(options: TCPClientOptions) {
     this.client = new TCPClient(options);
@@ -214,28 +205,31 @@ class Link {
   send(cmd: string, params: Params | undefined, options: CallOptions) {
     const seq = ++this.#sent;
     this.inFlight++;
-    const result = this.client.execute(cmd, params, options).then(
-      (value) => {
-        this.inFlight--;
-        return value;
-      },
-      (error) => {
-        this.inFlight--;
-        // Runs before the reactions to later rejections of this connection,
-        // so `drainedAt` is known when they are classified.
-        if (error instanceof ShuttingDownError && seq < this.drainedAt) this.drainedAt = seq;
-        throw error;
-      },
-    );
+    const result = this.client.execute(cmd, params, options);
+    const note = (error?: unknown) => {
+      this.inFlight--;
+      this.#noting.delete(noted);
+      if (error instanceof ShuttingDownError && seq < this.drainedAt) this.drainedAt = seq;
+    };
+    const noted = result.then(() => note(), note);
+    this.#noting.add(noted);
     return { seq, result };
+  }
+
+  /**
+   * Resolves once the outcome of every call written so far is noted. Once
+   * the connection has closed, every call on it has settled, so this is prompt.
+   */
+  async noted(): Promise<void> {
+    await Promise.all(this.#noting);
   }
 }
 
 /** One endpoint and its connection slots. */
-class Node {
+class EndpointState {
   readonly host: string;
   readonly port: number;
-  readonly slots: (Link | undefined)[];
+  readonly slots: (Connection | undefined)[];
   failures = 0;
   retryAt = 0;
   calls = 0;
@@ -253,17 +247,17 @@ class Node {
 
   get pending(): number {
     let sum = 0;
-    for (const link of this.slots) sum += link?.pending ?? 0;
+    for (const slot of this.slots) sum += slot?.pending ?? 0;
     return sum;
   }
 }
 
 type Attempt =
   | { value: unknown }
-  | { reason: RetryReason; error: unknown; link: Link | undefined };
+  | { reason: RetryReason; error: unknown; connection: Connection | undefined };
 
 /** Why a call that failed after its request was written may be retried, if it may. */
-function classify(error: unknown, link: Link, seq: number): RetryReason | undefined {
+function classify(error: unknown, connection: Connection, seq: number): RetryReason | undefined {
   // A -32007 reply has no `cause`; TCPClient gives the close as the cause
   // when the connection closed after `tcpy.bye` with the call unread.
   if (error instanceof ShuttingDownError) {
@@ -273,7 +267,7 @@ function classify(error: unknown, link: Link, seq: number): RetryReason | undefi
   if (error instanceof ConnectionClosedError) {
     // Turned away at accept (connection limit): nothing of it was read.
     if (error.cause instanceof ServerBusyError) return "busy";
-    return seq > link.drainedAt ? "unread" : "closed";
+    return seq > connection.drainedAt ? "unread" : "closed";
   }
   return undefined;
 }
@@ -307,41 +301,23 @@ function bounded<T>(
  * them. Each call goes to the healthy endpoint with the fewest calls of this
  * client in flight (round-robin among equals).
  *
- * **Failures.** An endpoint whose connect fails is marked down and left
- * alone; it is probed again in the background with `tcpy.ping`, after
- * backoff delays that grow while it stays down, and used again once it
- * answers. A call whose connection drops rejects at once with
- * {@linkcode ConnectionClosedError} (it never hangs), unless it is retried.
+ * An endpoint whose connect fails is marked down and probed with `tcpy.ping`,
+ * with growing delays, until it answers. A call that never reached a handler
+ * is retried on another endpoint or connection; one whose connection closed
+ * after its request was written may have run, so it is retried only with
+ * `{ idempotent: true }` (see {@linkcode RetryReason}); else it rejects at
+ * once with {@linkcode ConnectionClosedError}. Handler errors, unknown
+ * commands, invalid params and timeouts are never retried. So a rolling
+ * restart (SIGTERM drains each server, which says `tcpy.bye`) fails no call.
  *
- * **Retries.** A call that never reached a handler is retried on another
- * endpoint, or on a new connection, for every call: connect refused or the
- * connection gone before the request was written, -32007
- * ({@linkcode ShuttingDownError}: the server is draining), -32001
- * ({@linkcode ServerBusyError}), or a request still unread when the server
- * closed the connection gracefully (after `tcpy.bye`, or after refusing an
- * earlier request on it with -32007; see {@linkcode RetryReason}). A call
- * whose connection closed after its request was written, without that
- * proof, may have run, so it is retried only with `{ idempotent: true }`.
- * Handler errors, unknown commands, invalid params and timeouts are never
- * retried. So a rolling restart (each server stopped with SIGTERM, which
- * drains it and says `tcpy.bye` on every connection) fails no call, whether
- * idempotent or not, as deploy/README.md measures; calls are left in doubt
- * only by a close without `tcpy.bye`: a crash, a kill, a cut at the end of
- * the grace period, a network failure.
- *
- * Give calls a `timeout` where an endpoint may be unreachable rather than
- * refusing: a connect to a host that does not answer takes the system's
- * connect timeout (about two minutes on Linux).
- *
- * Conversations (`send`/`recv`) cannot move to another server halfway: use a
- * {@linkcode TCPClient} for them.
- *
- * Like {@linkcode TCPClient}, it checks command names, params and results at
- * compile time when given the server's command map:
- * `new TCPClusterClient<typeof commands>(...)`.
+ * Give calls a `timeout` where an endpoint may not answer at all: a connect
+ * then waits for the system's timeout (about two minutes on Linux).
+ * Conversations (`send`/`recv`) cannot move to another server halfway: use
+ * a {@linkcode TCPClient} for them.
  *
  * @typeParam C The server's command map (`typeof commands`), for typed
- *   calls; by default any command, params and result (`unknown`).
+ *   calls as with {@linkcode TCPClient}; by default any command, params and
+ *   result (`unknown`).
  *
  * @example Three servers, one client
  * ```ts
@@ -379,7 +355,7 @@ function bounded<T>(
  * ```
  */
 export class TCPClusterClient<C extends Commands = Commands> {
-  readonly #nodes: Node[];
+  readonly #endpoints: EndpointState[];
   readonly #clientOptions: TCPClientOptions;
   readonly #timeout: number;
   readonly #retry: BackoffOptions;
@@ -387,7 +363,7 @@ export class TCPClusterClient<C extends Commands = Commands> {
   readonly #onRetry: ((event: RetryEvent) => void) | undefined;
   readonly #closer = new AbortController();
   /** Every connection not yet closed, so `close()` misses none. */
-  readonly #links = new Set<Link>();
+  readonly #connections = new Set<Connection>();
   readonly #leaving = new Set<Promise<void>>();
   readonly #stats: ClusterStats = {
     calls: 0,
@@ -434,7 +410,7 @@ export class TCPClusterClient<C extends Commands = Commands> {
     const clientOptions: TCPClientOptions & { reconnect?: unknown } = { ...rest };
     delete clientOptions.reconnect;
     this.#clientOptions = clientOptions;
-    this.#nodes = endpoints.map((endpoint) => new Node(endpoint, connections));
+    this.#endpoints = endpoints.map((endpoint) => new EndpointState(endpoint, connections));
     this.#timeout = timeout;
     this.#retry = retry;
     this.#retries = retry.retries ?? 5;
@@ -489,13 +465,13 @@ export class TCPClusterClient<C extends Commands = Commands> {
    * @returns One entry per endpoint.
    */
   status(): EndpointStatus[] {
-    return this.#nodes.map((node) => ({
-      host: node.host,
-      port: node.port,
-      up: node.up,
-      pending: node.pending,
-      connections: node.slots.filter((link) => link?.opened && link.usable).length,
-      calls: node.calls,
+    return this.#endpoints.map((endpoint) => ({
+      host: endpoint.host,
+      port: endpoint.port,
+      up: endpoint.up,
+      pending: endpoint.pending,
+      connections: endpoint.slots.filter((slot) => slot?.opened && slot.usable).length,
+      calls: endpoint.calls,
     }));
   }
 
@@ -523,11 +499,11 @@ export class TCPClusterClient<C extends Commands = Commands> {
 
   async #shutdown(): Promise<void> {
     this.#closer.abort(new ConnectionClosedError("The cluster client was closed"));
-    await Promise.all(this.#nodes.map((node) => node.probe));
-    for (const node of this.#nodes) node.slots.fill(undefined);
-    for (const link of this.#links) {
-      link.retired = true;
-      this.#release(link, true);
+    await Promise.all(this.#endpoints.map((endpoint) => endpoint.probe));
+    for (const endpoint of this.#endpoints) endpoint.slots.fill(undefined);
+    for (const connection of this.#connections) {
+      connection.retired = true;
+      this.#release(connection, true);
     }
     await Promise.all(this.#leaving);
   }
@@ -542,26 +518,26 @@ export class TCPClusterClient<C extends Commands = Commands> {
     const deadline = timeout > 0 ? Date.now() + timeout : Infinity;
     const stop = signal ? AbortSignal.any([signal, this.#closer.signal]) : this.#closer.signal;
     const late = () => callTimedOut(cmd, timeout);
-    const avoid = new Set<Link>();
-    const failed = new Set<Node>();
-    let node = this.#pick(avoid, failed) ?? this.#fallback();
+    const avoid = new Set<Connection>();
+    const failed = new Set<EndpointState>();
+    let endpoint = this.#pick(avoid, failed) ?? this.#fallback();
     let delayed = 0;
     for (let retry = 0;; retry++) {
       stop.throwIfAborted();
       if (Date.now() >= deadline) throw late();
-      const attempt = await this.#attempt(node, avoid, cmd, params, {
+      const attempt = await this.#attempt(endpoint, avoid, cmd, params, {
         deadline,
         signal,
         stop,
         late,
       });
       if ("value" in attempt) return attempt.value;
-      const { reason, error, link } = attempt;
+      const { reason, error, connection } = attempt;
       if ((reason === "closed" && !idempotent) || retry >= this.#retries || stop.aborted) {
         throw error;
       }
-      if (link) avoid.add(link);
-      failed.add(node);
+      if (connection) avoid.add(connection);
+      failed.add(endpoint);
       let next = this.#pick(avoid, failed);
       const delay = next ? 0 : backoffDelay(delayed++, this.#retry);
       this.#stats.retries[reason]++;
@@ -570,7 +546,7 @@ export class TCPClusterClient<C extends Commands = Commands> {
         params,
         retry: retry + 1,
         reason,
-        endpoint: { host: node.host, port: node.port },
+        endpoint: { host: endpoint.host, port: endpoint.port },
         error,
         delay,
       });
@@ -578,75 +554,77 @@ export class TCPClusterClient<C extends Commands = Commands> {
         await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), stop);
         next = this.#pick(avoid, failed) ?? this.#fallback();
       }
-      node = next;
+      endpoint = next;
     }
   }
 
   async #attempt(
-    node: Node,
-    avoid: ReadonlySet<Link>,
+    endpoint: EndpointState,
+    avoid: ReadonlySet<Connection>,
     cmd: string,
     params: Params | undefined,
     call: { deadline: number; signal?: AbortSignal; stop: AbortSignal; late: () => Error },
   ): Promise<Attempt> {
-    let link = this.#linkFor(node, avoid);
-    link.pending++;
+    let connection = this.#connectionFor(endpoint, avoid);
+    connection.pending++;
     try {
-      if (link.opened && link.inFlight === 0) {
-        // A server closes a connection only when no call is in flight on it
-        // (draining, idle timeout of a load balancer). Its FIN may already
-        // be here, unread: one turn of the event loop (shared by every call
-        // that finds the connection idle) lets the client see it, instead of
-        // writing into a closed connection and not knowing whether the
-        // request got through.
-        const current = link;
+      if (connection.opened && connection.inFlight === 0) {
+        // A server closes only an idle connection, and its FIN may be here
+        // unread: one turn of the event loop lets the client see it before
+        // writing a request whose fate it then could not know.
+        const current = connection;
         current.settling ??= new Promise<void>((resolve) => setTimeout(resolve, 0)).then(() => {
           current.settling = undefined;
         });
         await current.settling;
-        if (!link.usable) {
+        if (!connection.usable) {
           // Nothing was written on it: use a new connection, no retry needed.
-          link.pending--;
-          this.#retire(node, link);
-          link = this.#linkFor(node, avoid);
-          link.pending++;
+          connection.pending--;
+          this.#retire(endpoint, connection);
+          connection = this.#connectionFor(endpoint, avoid);
+          connection.pending++;
         }
       }
-      if (!link.opened) {
+      if (!connection.opened) {
         try {
-          await bounded(link.ready, call.deadline, call.stop, call.late);
+          await bounded(connection.ready, call.deadline, call.stop, call.late);
         } catch (error) {
-          if (!link.failed) throw error; // timed out or aborted while connecting
+          if (!connection.failed) throw error; // timed out or aborted while connecting
           if (isFatalConnectError(error)) throw error;
-          this.#markDown(node);
-          this.#retire(node, link);
-          return { reason: "refused", error, link };
+          this.#markDown(endpoint);
+          this.#retire(endpoint, connection);
+          return { reason: "refused", error, connection };
         }
-        node.failures = 0;
+        endpoint.failures = 0;
       }
-      if (!link.usable) {
+      if (!connection.usable) {
         // Dropped (closed by the server while idle) before our request was written.
-        this.#retire(node, link);
+        this.#retire(endpoint, connection);
         return {
           reason: "refused",
           error: new ConnectionClosedError("The connection closed before the request was sent"),
-          link,
+          connection,
         };
       }
-      node.calls++;
+      endpoint.calls++;
       const remaining = call.deadline === Infinity ? 0 : Math.max(1, call.deadline - Date.now());
-      const { seq, result } = link.send(cmd, params, { signal: call.signal, timeout: remaining });
+      const { seq, result } = connection.send(cmd, params, {
+        signal: call.signal,
+        timeout: remaining,
+      });
       try {
         return { value: await result };
       } catch (error) {
-        const reason = classify(error, link, seq);
+        // Whether an earlier request was refused with -32007 tells "unread" from "closed".
+        if (error instanceof ConnectionClosedError) await connection.noted();
+        const reason = classify(error, connection, seq);
         if (reason === undefined) throw error;
-        if (reason !== "busy") this.#retire(node, link);
-        return { reason, error, link };
+        if (reason !== "busy") this.#retire(endpoint, connection);
+        return { reason, error, connection };
       }
     } finally {
-      link.pending--;
-      if (link.retired) this.#release(link);
+      connection.pending--;
+      if (connection.retired) this.#release(connection);
     }
   }
 
@@ -655,27 +633,33 @@ export class TCPClusterClient<C extends Commands = Commands> {
    * a fresh path to (a connection it has not failed on), preferring those
    * where it has not failed at all.
    */
-  #pick(avoid: ReadonlySet<Link>, failed: ReadonlySet<Node>): Node | undefined {
+  #pick(
+    avoid: ReadonlySet<Connection>,
+    failed: ReadonlySet<EndpointState>,
+  ): EndpointState | undefined {
     return this.#least(avoid, failed) ?? (failed.size > 0 ? this.#least(avoid) : undefined);
   }
 
-  #least(avoid: ReadonlySet<Link>, skip?: ReadonlySet<Node>): Node | undefined {
-    const nodes = this.#nodes;
+  #least(
+    avoid: ReadonlySet<Connection>,
+    skip?: ReadonlySet<EndpointState>,
+  ): EndpointState | undefined {
+    const all = this.#endpoints;
     const start = this.#turn;
-    this.#turn = (this.#turn + 1) % nodes.length;
-    let best: Node | undefined;
+    this.#turn = (this.#turn + 1) % all.length;
+    let best: EndpointState | undefined;
     let bestPending = Infinity;
-    for (let i = 0; i < nodes.length; i++) {
-      const node = nodes[(start + i) % nodes.length];
-      if (!node.up) {
-        this.#probe(node);
+    for (let i = 0; i < all.length; i++) {
+      const endpoint = all[(start + i) % all.length];
+      if (!endpoint.up) {
+        this.#probe(endpoint);
         continue;
       }
-      if (skip?.has(node)) continue;
-      if (!node.slots.some((link) => !link || !link.usable || !avoid.has(link))) continue;
-      const pending = node.pending;
+      if (skip?.has(endpoint)) continue;
+      if (!endpoint.slots.some((slot) => !slot || !slot.usable || !avoid.has(slot))) continue;
+      const pending = endpoint.pending;
       if (pending < bestPending) {
-        best = node;
+        best = endpoint;
         bestPending = pending;
       }
     }
@@ -683,23 +667,23 @@ export class TCPClusterClient<C extends Commands = Commands> {
   }
 
   /** When nothing healthy is left: the endpoint due for a retry first. */
-  #fallback(): Node {
-    let best = this.#nodes[0];
-    for (const node of this.#nodes) {
-      const due = node.up ? 0 : node.retryAt;
+  #fallback(): EndpointState {
+    let best = this.#endpoints[0];
+    for (const endpoint of this.#endpoints) {
+      const due = endpoint.up ? 0 : endpoint.retryAt;
       const bestDue = best.up ? 0 : best.retryAt;
-      if (due < bestDue || (due === bestDue && node.pending < best.pending)) best = node;
+      if (due < bestDue || (due === bestDue && endpoint.pending < best.pending)) best = endpoint;
     }
     return best;
   }
 
-  /** The connection of `node` with the fewest calls in flight, opening one if a slot is free. */
-  #linkFor(node: Node, avoid: ReadonlySet<Link>): Link {
+  /** The connection of `endpoint` with the fewest calls in flight, opening one if a slot is free. */
+  #connectionFor(endpoint: EndpointState, avoid: ReadonlySet<Connection>): Connection {
     let index = -1;
     let least = Infinity;
-    for (const [i, link] of node.slots.entries()) {
-      if (link && !link.usable) this.#retire(node, link);
-      const current = node.slots[i];
+    for (const [i, connection] of endpoint.slots.entries()) {
+      if (connection && !connection.usable) this.#retire(endpoint, connection);
+      const current = endpoint.slots[i];
       if (current && avoid.has(current)) continue;
       // An open connection wins a tie against opening a new one.
       const load = current ? current.pending : 0.5;
@@ -710,72 +694,76 @@ export class TCPClusterClient<C extends Commands = Commands> {
     }
     if (index === -1) {
       // Every connection failed this call before: take the least busy anyway.
-      for (const [i, link] of node.slots.entries()) {
-        if (link && link.pending < least) {
+      for (const [i, connection] of endpoint.slots.entries()) {
+        if (connection && connection.pending < least) {
           index = i;
-          least = link.pending;
+          least = connection.pending;
         }
       }
     }
-    const link = node.slots[index];
-    if (link) return link;
-    const fresh = this.#connect(node);
-    node.slots[index] = fresh;
+    const connection = endpoint.slots[index];
+    if (connection) return connection;
+    const fresh = this.#connect(endpoint);
+    endpoint.slots[index] = fresh;
     return fresh;
   }
 
-  #connect(node: Node): Link {
-    const link = new Link({ ...this.#clientOptions, host: node.host, port: node.port });
-    this.#links.add(link);
-    return link;
+  #connect(endpoint: EndpointState): Connection {
+    const connection = new Connection({
+      ...this.#clientOptions,
+      host: endpoint.host,
+      port: endpoint.port,
+    });
+    this.#connections.add(connection);
+    return connection;
   }
 
-  #markDown(node: Node): void {
-    node.failures++;
-    node.retryAt = Date.now() + backoffDelay(node.failures - 1, this.#retry);
+  #markDown(endpoint: EndpointState): void {
+    endpoint.failures++;
+    endpoint.retryAt = Date.now() + backoffDelay(endpoint.failures - 1, this.#retry);
   }
 
-  /** Takes `link` out of service: no new calls; closed once its calls settle. */
-  #retire(node: Node, link: Link): void {
-    const index = node.slots.indexOf(link);
-    if (index !== -1) node.slots[index] = undefined;
-    link.retired = true;
-    this.#release(link);
+  /** Takes `connection` out of service: no new calls; closed once its calls settle. */
+  #retire(endpoint: EndpointState, connection: Connection): void {
+    const index = endpoint.slots.indexOf(connection);
+    if (index !== -1) endpoint.slots[index] = undefined;
+    connection.retired = true;
+    this.#release(connection);
   }
 
   /** Closes a retired connection once no call of ours is left on it. */
-  #release(link: Link, now = false): void {
-    if ((link.pending > 0 && !now) || link.released) return;
-    link.released = true;
-    this.#links.delete(link);
-    const leaving = link.client.disconnect().finally(() => this.#leaving.delete(leaving));
+  #release(connection: Connection, now = false): void {
+    if ((connection.pending > 0 && !now) || connection.released) return;
+    connection.released = true;
+    this.#connections.delete(connection);
+    const leaving = connection.client.disconnect().finally(() => this.#leaving.delete(leaving));
     this.#leaving.add(leaving);
   }
 
   /** Checks a down endpoint in the background once its backoff delay has passed. */
-  #probe(node: Node): void {
-    if (node.probe || this.#closer.signal.aborted || Date.now() < node.retryAt) return;
-    node.probe = this.#check(node).finally(() => node.probe = undefined);
+  #probe(endpoint: EndpointState): void {
+    if (endpoint.probe || this.#closer.signal.aborted || Date.now() < endpoint.retryAt) return;
+    endpoint.probe = this.#check(endpoint).finally(() => endpoint.probe = undefined);
   }
 
-  async #check(node: Node): Promise<void> {
-    const link = this.#connect(node);
+  async #check(endpoint: EndpointState): Promise<void> {
+    const connection = this.#connect(endpoint);
     try {
-      await link.ready;
-      await link.client.execute(PING_METHOD, undefined, { timeout: PROBE_TIMEOUT });
+      await connection.ready;
+      await connection.client.execute(PING_METHOD, undefined, { timeout: PROBE_TIMEOUT });
     } catch {
-      this.#markDown(node);
-      this.#retire(node, link);
+      this.#markDown(endpoint);
+      this.#retire(endpoint, connection);
       return;
     }
-    node.failures = 0;
-    const free = node.slots.findIndex((slot) => !slot || !slot.usable);
+    endpoint.failures = 0;
+    const free = endpoint.slots.findIndex((slot) => !slot || !slot.usable);
     if (free === -1 || this.#closer.signal.aborted) {
-      this.#retire(node, link);
+      this.#retire(endpoint, connection);
       return;
     }
-    const old = node.slots[free];
-    if (old) this.#retire(node, old);
-    node.slots[free] = link;
+    const old = endpoint.slots[free];
+    if (old) this.#retire(endpoint, old);
+    endpoint.slots[free] = connection;
   }
 }

@@ -61,11 +61,12 @@ import { ConnectionClosedError, fromWireError, type WireError } from "./errors.t
 import type { Commands, HandlerClass, ParamsOf, ResultOf, TCPHandler } from "./handler.ts";
 import { TCPClient, type TCPClientOptions } from "./client.ts";
 import { TCPServer, type TCPServerOptions } from "./server.ts";
-import type { Channel } from "./internal/channel.ts";
-import { clientGone, jsonSender } from "./internal/executor.ts";
+import { CHANNEL, type Channel } from "./internal/channel.ts";
+import { callEnded, clientGone, InlineExecutor, type Task } from "./internal/executor.ts";
 import { Inbox } from "./internal/inbox.ts";
+import { jsonSender } from "./internal/json_text.ts";
 import { isHandlerClass } from "./internal/resolve.ts";
-import { type Outcome, runHandler } from "./internal/run_handler.ts";
+import type { Outcome } from "./internal/run_handler.ts";
 import { callerView } from "./internal/replies.ts";
 
 // ---------------------------------------------------------------------------
@@ -85,8 +86,9 @@ export interface TestHandlerOptions {
    * What the client sends to the handler, in order: each `recv()` of the
    * handler takes the next value. Values travel as JSON, as they would over
    * the wire. Once they are used up, the client has nothing more to say:
-   * the next `recv()` rejects with {@linkcode ConnectionClosedError}, as it
-   * does on a real server when the client ends its side of the connection.
+   * the next `recv()` rejects with {@linkcode ConnectionClosedError} and the
+   * handler's `signal` aborts, as on a real server when the client ends its
+   * side of the connection.
    *
    * @default {[]}
    */
@@ -201,7 +203,8 @@ export interface HandlerCall<R> {
   /**
    * Plays the client going away: the handler's waiting and future `recv()`
    * reject with {@linkcode ConnectionClosedError} (after any data already
-   * sent to it), as on a real server. The call still runs to its result.
+   * sent to it) and its `signal` aborts, as on a real server. The call
+   * still runs to its result.
    */
   close(): void;
 }
@@ -251,13 +254,19 @@ function clientView(outcome: Outcome): unknown {
 }
 
 /**
- * `handler`, but each instance's `execute()` reports an `undefined` result
- * (returned or resolved) to `warn`. The instances are the handler's own,
- * made by its own constructor.
+ * `handler`, but each instance reports an `undefined` result of `execute()`
+ * (returned or resolved) to `warn`, and each `recv()` it starts to `asked`
+ * before it waits. The instances are the handler's own, made by its own
+ * constructor.
  */
-function watchReturn(handler: HandlerClass, warn: (text: string) => void): HandlerClass {
+function instrument(
+  handler: HandlerClass,
+  warn: ((text: string) => void) | undefined,
+  asked: (() => void) | undefined,
+): HandlerClass {
+  if (!warn && !asked) return handler;
   const check = (value: unknown) => {
-    if (value !== undefined) return;
+    if (value !== undefined || !warn) return;
     warn(
       `${handler.name || "The handler"}.execute() returned undefined: did it forget to ` +
         "`return`? The client receives null. Return this.success(...), this.error(...) " +
@@ -269,6 +278,18 @@ function watchReturn(handler: HandlerClass, warn: (text: string) => void): Handl
       const instance = Reflect.construct(target, args) as TCPHandler;
       const execute = instance.execute;
       instance.execute = function (this: TCPHandler) {
+        // The executor attached the channel just before execute().
+        const holder = this as unknown as { [CHANNEL]?: Channel };
+        const channel = holder[CHANNEL];
+        if (asked && channel) {
+          holder[CHANNEL] = {
+            send: channel.send,
+            recv: (signal) => {
+              asked();
+              return channel.recv(signal);
+            },
+          };
+        }
         const result = execute.call(this);
         if (!(result instanceof Promise)) {
           check(result);
@@ -284,24 +305,75 @@ function watchReturn(handler: HandlerClass, warn: (text: string) => void): Handl
   });
 }
 
-async function run(
+/** The client's side of a call that {@linkcode start} runs. */
+interface ClientSide {
+  /** Takes what the handler sent, after the wire's JSON round trip. */
+  message(data: unknown): void;
+  /**
+   * Called when the handler starts a `recv()`, before it waits: a scripted
+   * client answers here (`task.deliver`), or says it has nothing more to
+   * send (`task.cancel`).
+   */
+  asked?(task: Task): void;
+  /** Where likely mistakes are noted; not watched for when absent. */
+  warnings?: string[];
+}
+
+/** The server's own inline executor (the path of `threads: 0`), without limits. */
+const executor = new InlineExecutor();
+
+/**
+ * Runs one call of `handler` as a server does: the request parsed as the
+ * server parses it, the handler run by the server's {@linkcode InlineExecutor},
+ * the outcome turned into what `TCPClient` returns or throws.
+ *
+ * @returns The call's task (`undefined` if the server would refuse the
+ *   request) and its result.
+ */
+function start(
   handler: HandlerClass,
   request: string,
-  channel: Channel,
-  warnings?: string[],
-): Promise<unknown> {
+  client: ClientSide,
+): { task: Task | undefined; result: Promise<unknown> } {
   const incoming = parseIncoming(JSON.parse(request));
   if (incoming.kind !== "call") {
-    throw fromWireError((incoming as { error: WireError }).error);
+    const error = fromWireError((incoming as { error: WireError }).error);
+    return { task: undefined, result: Promise.reject(error) };
   }
-  const watched = warnings ? watchReturn(handler, (text) => warnings.push(text)) : handler;
-  return clientView(await runHandler(watched, incoming.params, channel));
+  const outcome = Promise.withResolvers<Outcome>();
+  let ended = false;
+  // recv()s started before run() returned the task are answered once it has.
+  let task: Task | undefined = undefined;
+  let early = 0;
+  const asked = client.asked && (() => {
+    if (ended) return;
+    if (task) client.asked!(task);
+    else early++;
+  });
+  const warnings = client.warnings;
+  task = executor.run({
+    command: handler.name,
+    handler: instrument(handler, warnings && ((text) => warnings.push(text)), asked),
+    params: incoming.params,
+    conversational: true,
+    send: (json) => {
+      client.message(JSON.parse(json));
+      return undefined;
+    },
+    finish: (result) => {
+      ended = true;
+      outcome.resolve(result);
+    },
+  });
+  for (; early > 0; early--) asked!();
+  return { task, result: outcome.promise.then(clientView) };
 }
 
 /**
  * Runs a handler in this process with `params` and a scripted client, and
  * reports its result exactly as `TCPClient.execute` would see it, with what
- * the handler sent along the way. The handler runs as on a server: its
+ * the handler sent along the way. The handler runs as on a server, through
+ * the server's own inline executor (the path of `threads: 0`): its
  * params and every message cross a JSON round trip, its `error(...)`
  * dictionary is returned as the result, and whatever else goes wrong is
  * thrown as the {@linkcode TcpyError} subclass a client would catch.
@@ -413,23 +485,27 @@ export async function testHandler<C extends HandlerClass>(
   );
   const request = encodeRequest(params);
   const sent: unknown[] = [];
-  let read = 0;
-  const channel: Channel = {
-    send: jsonSender((json) => sent.push(JSON.parse(json))),
-    recv() {
-      if (read < script.length) return Promise.resolve(script[read++]);
-      return Promise.reject(
-        new ConnectionClosedError(
-          "The handler called recv() after the test's conversation ran out " +
-            `(it scripted ${script.length} value${script.length === 1 ? "" : "s"}): ` +
-            "the client has nothing more to send",
-        ),
-      );
-    },
-  };
   const warnings: string[] = [];
-  const result = await run(handler, request, channel, warnings) as ResultOf<C>;
-  return { result, sent, unread: script.slice(read), warnings };
+  let read = 0;
+  const { result } = start(handler, request, {
+    message: (data) => sent.push(data),
+    // No limits here (the executor has none): the byte counts do not matter.
+    asked(task) {
+      if (read < script.length) task.deliver(script[read++], 0);
+      else task.cancel(scriptRanOut(script.length));
+    },
+    warnings,
+  });
+  return { result: await result as ResultOf<C>, sent, unread: script.slice(read), warnings };
+}
+
+/** What the handler's `recv()` gets once the scripted conversation is used up. */
+function scriptRanOut(length: number): ConnectionClosedError {
+  return new ConnectionClosedError(
+    "The handler called recv() after the test's conversation ran out " +
+      `(it scripted ${length} value${length === 1 ? "" : "s"}): ` +
+      "the client has nothing more to send",
+  );
 }
 
 /**
@@ -482,23 +558,17 @@ export function callHandler<C extends HandlerClass>(
 ): HandlerCall<ResultOf<C>> {
   checkHandler(handler, "call the handler");
   const request = encodeRequest(params);
-  const toHandler = new Inbox();
   const toClient = new Inbox();
-  const channel: Channel = {
-    send: jsonSender((json) => toClient.push(JSON.parse(json))),
-    recv: () => toHandler.recv(),
-  };
-  const result = run(handler, request, channel).finally(() => {
-    toClient.close(new ConnectionClosedError("The call has ended"));
-  }) as Promise<ResultOf<C>>;
+  const started = start(handler, request, { message: (data) => toClient.push(data) });
+  const result = started.result.finally(() => toClient.close(callEnded())) as Promise<ResultOf<C>>;
   // As with TCPClient: a conversation may end without anyone awaiting
   // `result`; its failure must not become an unhandled rejection then.
   result.catch(() => {});
   return {
     result,
-    send: jsonSender((json) => toHandler.push(JSON.parse(json))),
+    send: jsonSender((json) => started.task?.deliver(JSON.parse(json), 0)),
     recv: <T>() => toClient.recv() as Promise<T>,
-    close: () => toHandler.close(clientGone()),
+    close: () => started.task?.cancel(clientGone()),
   };
 }
 

@@ -340,3 +340,30 @@ Deno.test("testHandler's errors are TcpyErrors with the wire codes", async () =>
     data: { name: "RangeError" },
   });
 });
+
+/** Reads once, then reports whether its call was given up on. */
+class Watch extends TCPHandler {
+  async execute() {
+    const got = await this.recv().catch((error) => (error as Error).message);
+    return { got, aborted: this.signal.aborted };
+  }
+}
+
+Deno.test("the handler's signal aborts when its client leaves or the script runs out, as on a server", async () => {
+  const call = callHandler(Watch);
+  call.close();
+  assert.deepEqual(await call.result, {
+    got: "The client closed the connection before the call finished",
+    aborted: true,
+  });
+  assert.deepEqual((await testHandler(Watch)).result, {
+    got:
+      "The handler called recv() after the test's conversation ran out (it scripted 0 values): " +
+      "the client has nothing more to send",
+    aborted: true,
+  });
+  assert.deepEqual((await testHandler(Watch, {}, { conversation: ["hi"] })).result, {
+    got: "hi",
+    aborted: false,
+  });
+});

@@ -1,11 +1,18 @@
 /**
  * What `TCPClient` and `TCPClusterClient` check and decide alike: their
- * option ranges, and how a failed connect is reported.
+ * option ranges, how a failed connect is reported, and what a pending call
+ * gets when its connection closes.
  *
  * @module
  */
 
-import { ConnectionClosedError } from "../errors.ts";
+import {
+  AuthenticationError,
+  ConnectionClosedError,
+  ProtocolError,
+  ShuttingDownError,
+  TcpyError,
+} from "../errors.ts";
 
 /**
  * Checks a port option.
@@ -68,4 +75,37 @@ export function connectFailure(error: unknown, host: string, port: number, attem
   return new ConnectionClosedError(`Cannot connect to ${address}${tries}: ${message}`, {
     cause: error,
   });
+}
+
+/** What the server said on a connection that tells how its close is to be read. */
+export interface LastWords {
+  /** It sent `tcpy.bye`: it had answered every request it read. */
+  bye: boolean;
+  /** An error it reported with id null (one it could not tie to a call), if any. */
+  reported: Error | undefined;
+}
+
+/**
+ * The error each call still pending gets when its connection closes for
+ * `reason`, given what the server said before. `TCPClusterClient` retries
+ * by it: a {@linkcode ShuttingDownError} with a `cause` means the call never
+ * ran.
+ */
+export function pendingCallError(reason: Error, heard: LastWords): Error {
+  const { bye, reported } = heard;
+  if (reported instanceof AuthenticationError) return reported;
+  // A server that reported an error said tcpy.bye because of it, not because
+  // it is draining: retrying would not help, so that error is passed on.
+  if (bye && !reported) {
+    return new ShuttingDownError(
+      "The server closed the connection gracefully before reading this call; it never ran",
+      { cause: reason },
+    );
+  }
+  if (reason instanceof ProtocolError) return reason;
+  if (reported) {
+    return new ConnectionClosedError(`${reason.message}: ${reported.message}`, { cause: reported });
+  }
+  if (reason instanceof TcpyError) return reason;
+  return new ConnectionClosedError(`The connection failed: ${reason.message}`, { cause: reason });
 }
