@@ -24,14 +24,8 @@ import {
 import { CallTimeoutError, ErrorCode, type TcpyError, type WireError } from "../errors.ts";
 import { LineSplitter } from "../framing.ts";
 import type { HandlerClass } from "../handler.ts";
-import {
-  type Call,
-  clientGone,
-  exactUtf8Length,
-  type Executor,
-  type Task,
-  utf8Length,
-} from "./executor.ts";
+import { type Call, clientGone, type Executor, type Task } from "./executor.ts";
+import { exactUtf8Length, utf8Length } from "./json_text.ts";
 import { closest } from "./suggest.ts";
 import { admitPooled, type PoolShares } from "./admission.ts";
 import type { Placement } from "./placement.ts";

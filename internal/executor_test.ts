@@ -1,7 +1,8 @@
 /** The inline executor on its own: conversation plumbing and refusals. */
 import assert from "node:assert/strict";
 import { TCPHandler } from "../handler.ts";
-import { type Call, encodeSent, InlineExecutor } from "./executor.ts";
+import { type Call, InlineExecutor } from "./executor.ts";
+import { encodeSent } from "./json_text.ts";
 import type { Outcome } from "./run_handler.ts";
 
 class Echo extends TCPHandler {
