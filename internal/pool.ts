@@ -285,11 +285,12 @@ export class WorkerPool implements Executor {
       this.#crashed(slot, event.message || "uncaught error");
     };
     endpoint.onmessageerror = () => this.#crashed(slot, "a message could not be deserialized");
-    endpoint.postMessage(this.#init);
     const limit = this.#options.startTimeout ?? 10_000;
     slot.cancelStart = this.#clock.after(limit, () => {
       this.#startFailed(slot, `did not load ${this.#options.module} within ${limit} ms`);
     });
+    // After the timer: an endpoint may answer at once (a fake in tests).
+    endpoint.postMessage(this.#init);
     return slot;
   }
 
