@@ -5,7 +5,12 @@
  *
  * Faults stay contained: a worker's uncaught error is caught here (otherwise
  * it kills the process), only that worker's calls fail, and a replacement
- * takes its place, with backoff if replacements keep failing to start.
+ * takes its place, with backoff if replacements keep failing to start. A
+ * command that keeps crashing workers is refused for a while
+ * (crash_breaker.ts); which worker gets a call is balancer.ts's rule.
+ *
+ * Threads stay behind `spawn` (a {@linkcode WorkerEndpoint}) and time behind
+ * `clock`, so pool_test.ts drives the pool with in-memory fakes.
  *
  * @module
  */
