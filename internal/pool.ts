@@ -5,7 +5,12 @@
  *
  * Faults stay contained: a worker's uncaught error is caught here (otherwise
  * it kills the process), only that worker's calls fail, and a replacement
- * takes its place, with backoff if replacements keep failing to start.
+ * takes its place, with backoff if replacements keep failing to start. A
+ * command that keeps crashing workers is refused for a while
+ * (crash_breaker.ts); which worker gets a call is balancer.ts's rule.
+ *
+ * Threads stay behind `spawn` (a {@linkcode WorkerEndpoint}) and time behind
+ * `clock`, so pool_test.ts drives the pool with in-memory fakes.
  *
  * @module
  */
@@ -13,6 +18,8 @@
 import { ErrorCode, type WireError } from "../errors.ts";
 import type { HandlerClass } from "../handler.ts";
 import { backoffDelay } from "./backoff.ts";
+import { pick, sticks } from "./balancer.ts";
+import { CrashBreaker } from "./crash_breaker.ts";
 import {
   type Call,
   type CallLimits,
@@ -20,7 +27,15 @@ import {
   NO_CALL_LIMITS,
   type Task,
 } from "./executor.ts";
-import type { FromWorker, InitMessage, ToWorker } from "./worker_messages.ts";
+import type { FromWorker, InitMessage, ToWorker, WorkerEndpoint } from "./worker_messages.ts";
+
+/** The time and timers the pool runs on; tests pass a manual clock. */
+export interface PoolClock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** Calls `fn` after `ms`; returns a function that cancels that (a no-op once it ran). */
+  after(ms: number, fn: () => void): () => void;
+}
 
 /** How the pool is built. */
 export interface PoolOptions {
@@ -39,26 +54,40 @@ export interface PoolOptions {
   stuckAfter?: number;
   /** What each call may hold unread and send. */
   limits?: CallLimits;
+  /**
+   * Starts a worker named `name` (default: a Web Worker on `worker.ts`);
+   * tests pass in-memory fakes that play the worker.
+   */
+  spawn?: (name: string) => WorkerEndpoint;
+  /** Time and timers (default: the real ones). */
+  clock?: PoolClock;
 }
 
 const WORKER_URL = new URL("./worker.ts", import.meta.url);
 // Never called: a static reference that makes `deno compile` embed the
 // worker entry, which it cannot see inside `new Worker(url)`.
 export const embedWorker = (): Promise<unknown> => import("./worker.ts");
-const MAX_RESTART_DELAY = 5_000;
-/** A worker that dies sooner than this after it started counts as a failed start. */
-const QUICK_CRASH_MS = 2_000;
-/** A command that crashes this many workers within {@linkcode STRIKE_WINDOW_MS}... */
-const STRIKES = 3;
-const STRIKE_WINDOW_MS = 10_000;
-/** ...is refused for this long (doubling while it keeps doing it, up to a minute). */
-const COOL_DOWN_MS = 5_000;
-const MAX_COOL_DOWN_MS = 60_000;
-/** Most calls of one tick sent to the same worker before spreading to the next. */
-const STICKY_BATCH = 16;
 
+/** Starts a Web Worker on the worker entry. */
+function spawnWorker(name: string): WorkerEndpoint {
+  return new Worker(WORKER_URL, { type: "module", name });
+}
+
+const realClock: PoolClock = {
+  now: () => Date.now(),
+  after(ms, fn) {
+    const timer = setTimeout(fn, ms);
+    return () => clearTimeout(timer);
+  },
+};
+
+/** Restart delays while a worker keeps failing to start, in ms (doubling). */
+const RESTART_DELAY = { baseDelay: 100, maxDelay: 5_000 };
+/** A worker that dies sooner than this (ms) after it started counts as a failed start. */
+const QUICK_CRASH_MS = 2_000;
+
+/** One worker, as the pool sees it. */
 class Slot {
-  readonly worker: Worker;
   readonly jobs = new Map<number, Call>();
   outbox: ToWorker[] = [];
   ready = false;
@@ -66,39 +95,96 @@ class Slot {
   readonly started = Promise.withResolvers<void>();
   /** When the worker became ready (ms since epoch), 0 until it is. */
   readyAt = 0;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  /** Cancels the start timeout. */
+  cancelStart: (() => void) | undefined;
   /** Calls given up on but possibly still running there. */
   abandoned = 0;
-  /** Outstanding liveness pings: number → timer that writes the worker off. */
-  readonly pings = new Map<number, ReturnType<typeof setTimeout>>();
+  /** Outstanding liveness pings: number → cancels the timer that writes the worker off. */
+  readonly pings = new Map<number, () => void>();
 
-  constructor(readonly index: number, readonly failures: number) {
-    this.worker = new Worker(WORKER_URL, { type: "module", name: `tcpy-worker-${index}` });
+  constructor(
+    readonly endpoint: WorkerEndpoint,
+    readonly index: number,
+    readonly failures: number,
+  ) {}
+
+  /** Calls running or queued there, including abandoned ones still running. */
+  get load(): number {
+    return this.jobs.size + this.abandoned;
   }
 }
 
-/** An {@linkcode Executor} backed by `size` Web Workers. */
+/**
+ * An {@linkcode Executor} backed by `size` workers.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WorkerPool } from "./pool.ts";
+ * import type { FromWorker, WorkerEndpoint } from "./worker_messages.ts";
+ *
+ * // A fake worker in memory: ready at once, answers every call with its command name.
+ * function spawn(): WorkerEndpoint {
+ *   const endpoint: WorkerEndpoint = {
+ *     onmessage: null,
+ *     onerror: null,
+ *     onmessageerror: null,
+ *     postMessage(message) {
+ *       const data: FromWorker[] = [];
+ *       if (!Array.isArray(message)) data.push({ type: "ready" });
+ *       else {
+ *         for (const m of message) {
+ *           const json = JSON.stringify(m.type === "run" ? m.command : null);
+ *           if (m.type === "run") data.push({ type: "done", job: m.job, outcome: { json }, cost: 1 });
+ *         }
+ *       }
+ *       queueMicrotask(() => endpoint.onmessage?.(new MessageEvent("message", { data })));
+ *     },
+ *     terminate() {},
+ *   };
+ *   return endpoint;
+ * }
+ * const pool = new WorkerPool({ size: 2, module: "file:///app.ts", commands: new Map(), spawn });
+ * await pool.start();
+ * const { promise, resolve } = Promise.withResolvers<unknown>();
+ * pool.run({
+ *   command: "add",
+ *   handler: class {} as never,
+ *   params: {},
+ *   conversational: false,
+ *   send: () => undefined,
+ *   finish: resolve,
+ * });
+ * assert.deepEqual(await promise, { json: '"add"' });
+ * await pool.close();
+ * ```
+ */
 export class WorkerPool implements Executor {
   readonly #options: PoolOptions;
   readonly #init: InitMessage;
+  readonly #spawnEndpoint: (name: string) => WorkerEndpoint;
+  readonly #clock: PoolClock;
   readonly #slots: Slot[] = [];
   #nextJob = 1;
   #nextPing = 1;
   #inFlight = 0;
   #scheduled = false;
+  /** The worker this tick's calls went to, if any. */
   #sticky: Slot | undefined;
   /** Where the next search for an idle worker starts, so ties rotate. */
   #cursor = 0;
-  /** Per command: times it crashed a worker, and until when it is refused. */
-  readonly #strikes = new Map<string, { times: number[]; until: number; coolDown: number }>();
+  readonly #breaker = new CrashBreaker();
   #closed = false;
   #starting = true;
-  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  /** Cancel the pending respawns. */
+  readonly #respawns = new Set<() => void>();
 
   constructor(options: PoolOptions) {
     this.#options = options;
+    this.#spawnEndpoint = options.spawn ?? spawnWorker;
+    this.#clock = options.clock ?? realClock;
     this.#init = {
-      t: "init",
+      type: "init",
       module: options.module,
       commands: Object.fromEntries([...options.commands].map(([name, cls]) => [name, cls.name])),
       limits: options.limits ?? NO_CALL_LIMITS,
@@ -128,21 +214,17 @@ export class WorkerPool implements Executor {
 
   /** Queues `call` on the least busy worker. */
   run(call: Call): Task {
-    if (this.#strikes.size > 0) {
-      const refused = this.#refusal(call.command);
+    if (this.#breaker.armed) {
+      const refused = this.#breaker.refusal(call.command, this.#clock.now());
       if (refused) {
         call.finish({ error: refused });
         return { deliver() {}, cancel() {}, abandon() {} };
       }
     }
-    // Calls queued in the same tick stick to one worker while it is not much
-    // busier than the least busy one: fewer, bigger postMessage batches.
     let slot = this.#sticky;
-    if (
-      !slot || slot.dead || !slot.ready || slot.outbox.length >= STICKY_BATCH ||
-      this.#load(slot) > this.#leastLoad() + STICKY_BATCH
-    ) {
-      slot = this.#pick();
+    if (!slot || !sticks(slot, slot.outbox.length, this.#slots)) {
+      const index = pick(this.#slots, this.#cursor++);
+      slot = index === undefined ? undefined : this.#slots[index];
       this.#sticky = slot;
     }
     if (!slot) {
@@ -159,68 +241,36 @@ export class WorkerPool implements Executor {
     slot.jobs.set(job, call);
     this.#inFlight++;
     this.#queue(slot, {
-      t: "run",
+      type: "run",
       job,
       command: call.command,
       params: call.params,
-      talk: call.conversational,
+      conversational: call.conversational,
     });
     return {
       deliver: (data, bytes) => {
-        if (target.jobs.has(job)) this.#queue(target, { t: "msg", job, data, bytes });
+        if (target.jobs.has(job)) this.#queue(target, { type: "msg", job, data, bytes });
       },
       cancel: (reason) => {
         if (target.jobs.has(job)) {
-          this.#queue(target, { t: "cancel", job, message: reason.message });
+          this.#queue(target, { type: "cancel", job, message: reason.message });
         }
       },
       abandon: (reason) => {
         if (!target.jobs.delete(job)) return;
         this.#inFlight--;
         target.abandoned++;
-        this.#queue(target, { t: "cancel", job, message: reason.message });
+        this.#queue(target, { type: "cancel", job, message: reason.message });
         this.#probe(target, call.command);
       },
     };
   }
 
-  /** Calls running or queued on a worker, including abandoned ones still running. */
-  #load(slot: Slot): number {
-    return slot.jobs.size + slot.abandoned;
-  }
-
-  #leastLoad(): number {
-    let least = Infinity;
-    for (const slot of this.#slots) {
-      if (!slot.dead && slot.ready) least = Math.min(least, this.#load(slot));
-    }
-    return least;
-  }
-
-  /**
-   * The least busy worker that has loaded; else any live one (its calls wait
-   * for it). Ties rotate, so calls one at a time visit every worker (module
-   * state differs per worker, and tests should see that).
-   */
-  #pick(): Slot | undefined {
-    let best: Slot | undefined;
-    const n = this.#slots.length;
-    const from = this.#cursor++ % n;
-    for (let i = 0; i < n; i++) {
-      const slot = this.#slots[(from + i) % n];
-      if (slot.dead) continue;
-      if (
-        !best || (slot.ready && (!best.ready || this.#load(slot) < this.#load(best)))
-      ) best = slot;
-    }
-    return best;
-  }
-
   /** Stops every worker; calls still running fail with a shutting-down error. */
   close(): Promise<void> {
     this.#closed = true;
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
+    for (const cancel of this.#respawns) cancel();
+    this.#respawns.clear();
     for (const slot of this.#slots) {
       this.#retire(slot, {
         code: ErrorCode.SHUTTING_DOWN,
@@ -231,26 +281,27 @@ export class WorkerPool implements Executor {
   }
 
   #spawn(index: number, failures: number): Slot {
-    const slot = new Slot(index, failures);
-    const { worker } = slot;
-    worker.onmessage = (event: MessageEvent<FromWorker[]>) => this.#receive(slot, event.data);
-    worker.onerror = (event: ErrorEvent) => {
+    const slot = new Slot(this.#spawnEndpoint(`tcpy-worker-${index}`), index, failures);
+    const { endpoint } = slot;
+    endpoint.onmessage = (event) => this.#receive(slot, event.data);
+    endpoint.onerror = (event) => {
       // Without preventDefault an uncaught error in a worker ends the process.
       event.preventDefault();
       this.#crashed(slot, event.message || "uncaught error");
     };
-    worker.onmessageerror = () => this.#crashed(slot, "a message could not be deserialized");
-    worker.postMessage(this.#init);
+    endpoint.onmessageerror = () => this.#crashed(slot, "a message could not be deserialized");
     const limit = this.#options.startTimeout ?? 10_000;
-    slot.timer = setTimeout(() => {
+    slot.cancelStart = this.#clock.after(limit, () => {
       this.#startFailed(slot, `did not load ${this.#options.module} within ${limit} ms`);
-    }, limit);
+    });
+    // After the timer: an endpoint may answer at once (a fake in tests).
+    endpoint.postMessage(this.#init);
     return slot;
   }
 
   #receive(slot: Slot, batch: FromWorker[]): void {
     for (const message of batch) {
-      switch (message.t) {
+      switch (message.type) {
         case "done": {
           const call = slot.jobs.get(message.job);
           if (call) {
@@ -263,16 +314,16 @@ export class WorkerPool implements Executor {
           break;
         }
         case "pong":
-          clearTimeout(slot.pings.get(message.n));
-          slot.pings.delete(message.n);
+          slot.pings.get(message.ping)?.();
+          slot.pings.delete(message.ping);
           break;
         case "send": {
           // Acknowledged once the connection has room, so the handler's
           // send() waits while its client does not read.
           const { job, json } = message;
           const wait = slot.jobs.get(job)?.send(json);
-          if (!wait) this.#queue(slot, { t: "sent", job, bytes: json.length });
-          else wait.then(() => this.#queue(slot, { t: "sent", job, bytes: json.length }));
+          if (!wait) this.#queue(slot, { type: "sent", job, bytes: json.length });
+          else wait.then(() => this.#queue(slot, { type: "sent", job, bytes: json.length }));
           break;
         }
         case "overflow": {
@@ -287,9 +338,9 @@ export class WorkerPool implements Executor {
           break;
         }
         case "ready":
-          clearTimeout(slot.timer);
+          slot.cancelStart?.();
           slot.ready = true;
-          slot.readyAt = Date.now();
+          slot.readyAt = this.#clock.now();
           slot.started.resolve();
           this.#flushSlot(slot);
           break;
@@ -326,14 +377,14 @@ export class WorkerPool implements Executor {
     const batch = slot.outbox;
     slot.outbox = [];
     try {
-      slot.worker.postMessage(batch);
+      slot.endpoint.postMessage(batch);
     } catch {
       // One message could not be cloned: send the rest one by one and fail it alone.
       for (const message of batch) {
         try {
-          slot.worker.postMessage([message]);
+          slot.endpoint.postMessage([message]);
         } catch (error) {
-          if (message.t === "ping") continue;
+          if (message.type === "ping") continue;
           const call = slot.jobs.get(message.job);
           if (slot.jobs.delete(message.job)) this.#inFlight--;
           call?.finish({
@@ -354,29 +405,30 @@ export class WorkerPool implements Executor {
    */
   #probe(slot: Slot, command: string): void {
     if (slot.dead || !slot.ready) return;
-    const n = this.#nextPing++;
+    const ping = this.#nextPing++;
     const limit = this.#options.stuckAfter ?? 1000;
     slot.pings.set(
-      n,
-      setTimeout(() => {
-        slot.pings.delete(n);
+      ping,
+      this.#clock.after(limit, () => {
+        slot.pings.delete(ping);
         this.#crashed(
           slot,
           `written off: a "${command}" call ran past the handler timeout and the worker ` +
             `did not answer a ping within ${limit} ms`,
+          command,
         );
-      }, limit),
+      }),
     );
-    this.#queue(slot, { t: "ping", n });
+    this.#queue(slot, { type: "ping", ping });
   }
 
   #retire(slot: Slot, error: WireError): void {
     if (slot.dead) return;
     slot.dead = true;
-    clearTimeout(slot.timer);
-    for (const timer of slot.pings.values()) clearTimeout(timer);
+    slot.cancelStart?.();
+    for (const cancel of slot.pings.values()) cancel();
     slot.pings.clear();
-    slot.worker.terminate();
+    slot.endpoint.terminate();
     slot.started.promise.catch(() => {});
     slot.started.reject(new Error(error.message));
     const jobs = [...slot.jobs.values()];
@@ -388,42 +440,18 @@ export class WorkerPool implements Executor {
 
   #crashed(slot: Slot, reason: string, culprit?: string): void {
     if (slot.dead) return;
+    const now = this.#clock.now();
     // Without a known culprit, blame a command only if it is all the worker ran.
     const commands = new Set([...slot.jobs.values()].map((call) => call.command));
     culprit ??= commands.size === 1 ? [...commands][0] : undefined;
-    if (culprit !== undefined) this.#strike(culprit);
+    if (culprit !== undefined) this.#breaker.strike(culprit, now);
     this.#retire(slot, { code: ErrorCode.WORKER_CRASHED, message: `Worker crashed: ${reason}` });
-    // A worker that dies soon after starting is a failed start: back off.
-    const quick = !slot.ready || Date.now() - slot.readyAt < QUICK_CRASH_MS;
-    this.#replace(slot, quick ? slot.failures + 1 : 0);
-  }
-
-  /** Counts a crash against `command`; enough of them in a short time refuse it for a while. */
-  #strike(command: string): void {
-    const now = Date.now();
-    let record = this.#strikes.get(command);
-    if (!record) this.#strikes.set(command, record = { times: [], until: 0, coolDown: 0 });
-    record.times = record.times.filter((t) => now - t < STRIKE_WINDOW_MS);
-    record.times.push(now);
-    if (record.times.length < STRIKES) return;
-    record.coolDown = record.until > 0 && now - record.until < STRIKE_WINDOW_MS
-      ? Math.min(MAX_COOL_DOWN_MS, record.coolDown * 2)
-      : COOL_DOWN_MS;
-    record.until = now + record.coolDown;
-    record.times = [];
-  }
-
-  /** The error for a call to a command that is cooling down after crashing workers. */
-  #refusal(command: string): WireError | undefined {
-    const record = this.#strikes.get(command);
-    if (!record || record.until === 0) return undefined;
-    const left = record.until - Date.now();
-    if (left <= 0) return undefined;
-    return {
-      code: ErrorCode.WORKER_CRASHED,
-      message: `Command "${command}" is refused for ${Math.ceil(left / 1000)} s: ` +
-        `it crashed ${STRIKES} workers within ${STRIKE_WINDOW_MS / 1000} s`,
-    };
+    // A worker that dies soon after starting, of no command's doing, is a
+    // failed start: back off. A crash a command is blamed for is the
+    // breaker's business: replace at once, so the other commands keep
+    // their workers while it trips.
+    const quick = !slot.ready || now - slot.readyAt < QUICK_CRASH_MS;
+    this.#replace(slot, quick && culprit === undefined ? slot.failures + 1 : 0);
   }
 
   #startFailed(slot: Slot, reason: string): void {
@@ -440,15 +468,12 @@ export class WorkerPool implements Executor {
     if (this.#closed || this.#slots[old.index] !== old) return;
     // During start() a worker that never loaded fails start() itself.
     if (this.#starting && !old.ready) return;
-    const delay = failures === 0
-      ? 0
-      : backoffDelay(failures - 1, { baseDelay: 100, maxDelay: MAX_RESTART_DELAY }, () => 1);
-    const respawn = () => {
-      this.#timers.delete(timer);
+    const delay = failures === 0 ? 0 : backoffDelay(failures - 1, RESTART_DELAY, () => 1);
+    const cancel = this.#clock.after(delay, () => {
+      this.#respawns.delete(cancel);
       if (this.#closed || this.#slots[old.index] !== old) return;
       this.#slots[old.index] = this.#spawn(old.index, failures);
-    };
-    const timer = setTimeout(respawn, delay);
-    this.#timers.add(timer);
+    });
+    this.#respawns.add(cancel);
   }
 }
