@@ -13,9 +13,6 @@ import { Inbox, type InboxLimits } from "./inbox.ts";
 import { jsonSender } from "./json_text.ts";
 import { type Outcome, runHandler } from "./run_handler.ts";
 
-// Still importable from here for the modules that did (connection.ts, worker.ts).
-export { encodeSent, exactUtf8Length, jsonSender, utf8Length } from "./json_text.ts";
-
 /** One call, as the connection hands it to an executor. */
 export interface Call {
   /** The command name the client asked for. */
