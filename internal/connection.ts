@@ -24,7 +24,7 @@ import {
 import { CallTimeoutError, ErrorCode, type TcpyError, type WireError } from "../errors.ts";
 import { LineSplitter } from "../framing.ts";
 import type { HandlerClass } from "../handler.ts";
-import { type Call, clientGone, type Executor, type Task } from "./executor.ts";
+import { clientGone, type Executor, type Invocation, type Task } from "./executor.ts";
 import { exactUtf8Length, utf8Length } from "./json_text.ts";
 import { closest } from "./suggest.ts";
 import { admitPooled, type PoolShares } from "./admission.ts";
@@ -175,7 +175,7 @@ function replyTooLarge(text: string, bytes: number, limit: number, what: string)
   });
 }
 
-interface Running {
+interface ActiveCall {
   task: Task | undefined;
   done: boolean;
   readonly command: string;
@@ -207,7 +207,7 @@ function tell<T>(hook: (event: T) => void, event: T): void {
   }
 }
 
-function wire(code: number, message: string): WireError {
+function wireError(code: number, message: string): WireError {
   return { code, message };
 }
 
@@ -216,11 +216,11 @@ export class ServerConnection {
   readonly #conn: Deno.Conn;
   readonly #ctx: ConnectionContext;
   readonly #writer: LineWriter;
-  readonly #single: ReplySink;
+  readonly #replies: ReplySink;
   /** Conversational calls in progress, by {@linkcode idKey} of their id. */
-  readonly #calls = new Map<JsonRpcId | bigint, Running>();
+  readonly #calls = new Map<JsonRpcId | bigint, ActiveCall>();
   /** Calls without an id in progress (the rest are in #calls). */
-  readonly #notifications = new Set<Running>();
+  readonly #notifications = new Set<ActiveCall>();
   /** Calls in progress, with or without an id. */
   #running = 0;
   #splitter: LineSplitter | undefined;
@@ -230,7 +230,7 @@ export class ServerConnection {
   readonly #inputEnded = Promise.withResolvers<void>();
   readonly #openedAt = Date.now();
   #lastActive = this.#openedAt;
-  #drainReason: WireError = wire(ErrorCode.SHUTTING_DOWN, "The server is shutting down");
+  #drainReason: WireError = wireError(ErrorCode.SHUTTING_DOWN, "The server is shutting down");
   #idle: PromiseWithResolvers<void> | undefined;
   /** Calls of this connection queued or running in the worker pool. */
   #pooled = 0;
@@ -244,7 +244,7 @@ export class ServerConnection {
     this.#ctx = ctx;
     this.#phase = ctx.auth === undefined ? "open" : "authenticating";
     this.#writer = new LineWriter(conn, () => this.abort());
-    this.#single = {
+    this.#replies = {
       add: (text) => {
         if (text !== undefined) this.#write(text);
       },
@@ -283,7 +283,7 @@ export class ServerConnection {
       messageTimeout > 0 && this.#partialSince > 0 && now - this.#partialSince >= messageTimeout
     ) {
       // A client dripping a line slowly would hold its buffer forever.
-      const error = wire(
+      const error = wireError(
         ErrorCode.INVALID_REQUEST,
         `Invalid request: a message must arrive whole within ${messageTimeout} ms ` +
           "(messageTimeout); closing the connection",
@@ -417,7 +417,12 @@ export class ServerConnection {
    * and, unless errors are exposed, returns the outcome with the handler's
    * text replaced by that reference.
    */
-  #observe(running: Running, id: JsonRpcId | undefined, outcome: Outcome, bytes: number): Outcome {
+  #observe(
+    running: ActiveCall,
+    id: JsonRpcId | undefined,
+    outcome: Outcome,
+    bytes: number,
+  ): Outcome {
     const observer = this.#ctx.observer;
     const failed = "error" in outcome && FAILURE_CODES.has(outcome.error.code);
     if (!failed && !observer.onCall && !observer.stats) {
@@ -478,7 +483,7 @@ export class ServerConnection {
     );
   }
 
-  *#inProgress(): Iterable<Running> {
+  *#inProgress(): Iterable<ActiveCall> {
     yield* this.#calls.values();
     yield* this.#notifications;
   }
@@ -506,11 +511,11 @@ export class ServerConnection {
       );
       return;
     }
-    const error = wire(
+    const error = wireError(
       ErrorCode.MESSAGE_TOO_LARGE,
       `Message too large: the limit is ${limit} bytes; closing the connection`,
     );
-    this.#single.add(errorText(null, error));
+    this.#replies.add(errorText(null, error));
     this.drain(error);
   }
 
@@ -525,24 +530,24 @@ export class ServerConnection {
     try {
       value = decodeLine(bytes);
     } catch (error) {
-      this.#single.add(errorText(null, (error as TcpyError).toWire()));
+      this.#replies.add(errorText(null, (error as TcpyError).toWire()));
       return;
     }
     if (!Array.isArray(value)) {
-      this.#dispatch(parseIncoming(value), this.#single, bytes.length);
+      this.#dispatch(parseIncoming(value), this.#replies, bytes.length);
       return;
     }
     if (value.length === 0 || value.length > this.#ctx.maxBatchLength) {
       const message = value.length === 0
         ? "Invalid request: empty batch"
         : `Invalid request: a batch holds at most ${this.#ctx.maxBatchLength} requests`;
-      this.#single.add(errorText(null, wire(ErrorCode.INVALID_REQUEST, message)));
+      this.#replies.add(errorText(null, wireError(ErrorCode.INVALID_REQUEST, message)));
       return;
     }
     const batch = new BatchReply(
       value.length,
       this.#ctx.maxReplyBytes,
-      (text) => this.#single.add(text),
+      (text) => this.#replies.add(text),
     );
     const share = Math.ceil(bytes.length / value.length);
     for (const item of value) this.#dispatch(parseIncoming(item), batch, share);
@@ -566,14 +571,14 @@ export class ServerConnection {
     }
     this.#phase = nextPhase(this.#phase, "authenticated");
     this.#splitter!.maxMessageBytes = this.#ctx.maxMessageBytes;
-    this.#single.add(resultText((message as { id: JsonRpcId }).id, '{"authenticated":true}'));
+    this.#replies.add(resultText((message as { id: JsonRpcId }).id, '{"authenticated":true}'));
   }
 
   /** Answers with an authentication error (id null), then closes once it is written. */
   #refuse(message: string): void {
     if (!readsRequests(this.#phase)) return;
     this.#phase = nextPhase(this.#phase, "ignore");
-    this.#single.add(errorText(null, wire(ErrorCode.UNAUTHORIZED, message)));
+    this.#replies.add(errorText(null, wireError(ErrorCode.UNAUTHORIZED, message)));
     this.#writer.drained().then(() => this.abort());
   }
 
@@ -588,7 +593,7 @@ export class ServerConnection {
       if (message.kind === "call") {
         sink.add(errorText(
           message.id,
-          wire(ErrorCode.INVALID_REQUEST, `Invalid request: ${MESSAGE_METHOD} takes no id`),
+          wireError(ErrorCode.INVALID_REQUEST, `Invalid request: ${MESSAGE_METHOD} takes no id`),
         ));
       } else {
         this.#deliver(message.params, bytes);
@@ -606,10 +611,10 @@ export class ServerConnection {
     const cls = this.#ctx.commands.get(method);
     let refusal: WireError | undefined;
     if (!cls) {
-      refusal = wire(ErrorCode.METHOD_NOT_FOUND, unknownCommand(method, this.#ctx.commands));
+      refusal = wireError(ErrorCode.METHOD_NOT_FOUND, unknownCommand(method, this.#ctx.commands));
     } else if (this.#phase !== "open") refusal = this.#drainReason;
     else if (this.#running >= this.#ctx.maxInFlight) {
-      refusal = wire(
+      refusal = wireError(
         ErrorCode.SERVER_BUSY,
         `Server busy: ${this.#ctx.maxInFlight} calls already in flight on this connection`,
       );
@@ -623,14 +628,14 @@ export class ServerConnection {
         this.#ctx.shares.holders,
       )
     ) {
-      refusal = wire(
+      refusal = wireError(
         ErrorCode.SERVER_BUSY,
         this.#ctx.pool.inFlight >= this.#ctx.maxPendingCalls
           ? `Server busy: ${this.#ctx.maxPendingCalls} calls already queued for the worker pool`
           : `Server busy: this connection has ${this.#pooled} calls in the worker pool, its fair share while the pool is busy`,
       );
     } else if (id !== undefined && this.#calls.has(idKey(id))) {
-      refusal = wire(
+      refusal = wireError(
         ErrorCode.INVALID_REQUEST,
         `Invalid request: id ${JSON.stringify(id)} is already used by a call in progress`,
       );
@@ -662,7 +667,7 @@ export class ServerConnection {
     const pooled = pool !== undefined && !cls.inline &&
       !(measured && placement.inline(command));
     if (pooled && this.#pooled++ === 0) this.#ctx.shares.holders++;
-    const running: Running = {
+    const running: ActiveCall = {
       task: undefined,
       done: false,
       command,
@@ -690,7 +695,7 @@ export class ServerConnection {
     if (conversational) this.#calls.set(key!, running);
     else this.#notifications.add(running);
     this.#running++;
-    const call: Call = {
+    const call: Invocation = {
       command,
       handler: cls,
       params,

@@ -13,8 +13,12 @@ import { Inbox, type InboxLimits } from "./inbox.ts";
 import { jsonSender } from "./json_text.ts";
 import { type Outcome, runHandler } from "./run_handler.ts";
 
-/** One call, as the connection hands it to an executor. */
-export interface Call {
+/**
+ * One call of a handler, as the connection hands it to an executor (not the
+ * client's public `Call`). The pool numbers each one it sends to a worker: its
+ * "job".
+ */
+export interface Invocation {
   /** The command name the client asked for. */
   readonly command: string;
   /** The handler class mapped to it. */
@@ -36,7 +40,7 @@ export interface Call {
   finish(outcome: Outcome, cost?: number): void;
 }
 
-/** A running call, as the connection sees it. */
+/** A running invocation, as the connection sees it: how to talk to it and stop it. */
 export interface Task {
   /** Delivers conversation data from the client to the handler; `bytes` is its size on the wire. */
   deliver(data: unknown, bytes: number): void;
@@ -55,7 +59,7 @@ export interface Executor {
   /** Calls started and not yet finished (0 where nothing queues). */
   readonly inFlight: number;
   /** Starts `call`'s handler. */
-  run(call: Call): Task;
+  run(call: Invocation): Task;
   /** Stops taking calls and releases what the executor holds. */
   close(): Promise<void>;
 }
@@ -111,7 +115,7 @@ export class InlineExecutor implements Executor {
   }
 
   /** Runs the handler now; sync handlers finish before `run` returns. */
-  run(call: Call): Task {
+  run(call: Invocation): Task {
     const limits = this.#limits;
     let inbox: Inbox | undefined;
     let ended = false;

@@ -1,7 +1,7 @@
 /** The inline executor on its own: conversation plumbing and refusals. */
 import assert from "node:assert/strict";
 import { TCPHandler } from "../handler.ts";
-import { type Call, InlineExecutor } from "./executor.ts";
+import { InlineExecutor, type Invocation } from "./executor.ts";
 import { encodeSent } from "./json_text.ts";
 import type { Outcome } from "./run_handler.ts";
 
@@ -20,7 +20,7 @@ class Echo extends TCPHandler {
 function call(conversational: boolean) {
   const sent: string[] = [];
   const finished = Promise.withResolvers<Outcome>();
-  const c: Call = {
+  const c: Invocation = {
     command: "echo",
     handler: Echo,
     params: {},

@@ -21,9 +21,9 @@ import { backoffDelay } from "./backoff.ts";
 import { pick, sticks } from "./balancer.ts";
 import { CrashBreaker } from "./crash_breaker.ts";
 import {
-  type Call,
   type CallLimits,
   type Executor,
+  type Invocation,
   NO_CALL_LIMITS,
   type Task,
 } from "./executor.ts";
@@ -88,7 +88,7 @@ const QUICK_CRASH_MS = 2_000;
 
 /** One worker, as the pool sees it. */
 class Slot {
-  readonly jobs = new Map<number, Call>();
+  readonly jobs = new Map<number, Invocation>();
   outbox: ToWorker[] = [];
   ready = false;
   dead = false;
@@ -213,7 +213,7 @@ export class WorkerPool implements Executor {
   }
 
   /** Queues `call` on the least busy worker. */
-  run(call: Call): Task {
+  run(call: Invocation): Task {
     if (this.#breaker.armed) {
       const refused = this.#breaker.refusal(call.command, this.#clock.now());
       if (refused) {

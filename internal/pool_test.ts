@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { ErrorCode } from "../errors.ts";
 import { STICKY_BATCH } from "./balancer.ts";
 import { COOL_DOWN_MS, STRIKES } from "./crash_breaker.ts";
-import type { Call, Task } from "./executor.ts";
+import type { Invocation, Task } from "./executor.ts";
 import { type PoolClock, type PoolOptions, WorkerPool } from "./pool.ts";
 import type { Outcome } from "./run_handler.ts";
 import type { FromWorker, InitMessage, ToWorker, WorkerEndpoint } from "./worker_messages.ts";
@@ -102,7 +102,7 @@ class ManualClock implements PoolClock {
 }
 
 /** A call that records what the pool did with it. */
-class FakeCall implements Call {
+class FakeCall implements Invocation {
   readonly handler = class {} as never;
   readonly sent: string[] = [];
   outcome: Outcome | undefined;

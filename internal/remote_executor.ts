@@ -5,13 +5,13 @@
  * @module
  */
 
-import type { Call, Executor, Task } from "./executor.ts";
+import type { Executor, Invocation, Task } from "./executor.ts";
 import type { FromShard, ToShard } from "./shard_messages.ts";
 
 /** Runs calls in the main thread's pool, batching messages per tick. */
 export class RemoteExecutor implements Executor {
   readonly #post: (batch: FromShard[]) => void;
-  readonly #calls = new Map<number, Call>();
+  readonly #calls = new Map<number, Invocation>();
   #next = 1;
   #outbox: FromShard[] = [];
 
@@ -26,11 +26,11 @@ export class RemoteExecutor implements Executor {
   }
 
   /** Sends `call` to the pool. */
-  run(call: Call): Task {
+  run(call: Invocation): Task {
     const job = this.#next++;
     this.#calls.set(job, call);
     this.queue({
-      t: "run",
+      type: "run",
       job,
       command: call.command,
       params: call.params,
@@ -38,13 +38,13 @@ export class RemoteExecutor implements Executor {
     });
     return {
       deliver: (data, bytes) => {
-        if (this.#calls.has(job)) this.queue({ t: "msg", job, data, bytes });
+        if (this.#calls.has(job)) this.queue({ type: "msg", job, data, bytes });
       },
       cancel: (reason) => {
-        if (this.#calls.has(job)) this.queue({ t: "cancel", job, message: reason.message });
+        if (this.#calls.has(job)) this.queue({ type: "cancel", job, message: reason.message });
       },
       abandon: (reason) => {
-        if (this.#calls.delete(job)) this.queue({ t: "abandon", job, message: reason.message });
+        if (this.#calls.delete(job)) this.queue({ type: "abandon", job, message: reason.message });
       },
     };
   }
@@ -63,9 +63,9 @@ export class RemoteExecutor implements Executor {
 
   /** Handles what the main thread sends back. */
   receive(message: ToShard): void {
-    if (message.t === "send") {
+    if (message.type === "send") {
       this.#calls.get(message.job)?.send(message.json);
-    } else if (message.t === "done") {
+    } else if (message.type === "done") {
       const call = this.#calls.get(message.job);
       if (!call) return;
       this.#calls.delete(message.job);

@@ -57,8 +57,8 @@ async function init(message: ShardInit): Promise<void> {
     stats = options.stats ? new StatsTable() : undefined;
     // The hooks are functions and stay on the main thread: send them what they need.
     const observer = {
-      onCall: message.calls ? (record: CallRecord) => report({ t: "call", record }) : undefined,
-      onError: (event: CallFailure) => report({ t: "failure", event }),
+      onCall: message.calls ? (record: CallRecord) => report({ type: "call", record }) : undefined,
+      onError: (event: CallFailure) => report({ type: "failure", event }),
       stats,
       exposeErrors: options.exposeErrors,
       warned: new Set<string>(),
@@ -69,7 +69,7 @@ async function init(message: ShardInit): Promise<void> {
       connectionContext(options, commands, remote, observer, message.shards),
       { maxConnections: Math.max(1, Math.ceil(options.maxConnections / message.shards)) },
     );
-    status({ t: "listening", port: (listener.addr as Deno.NetAddr).port });
+    status({ type: "listening", port: (listener.addr as Deno.NetAddr).port });
     let last = "";
     setInterval(() => {
       const connections = acceptor!.connections;
@@ -77,17 +77,17 @@ async function init(message: ShardInit): Promise<void> {
       const now = `${connections},${inFlight}`;
       if (now === last) return;
       last = now;
-      scope.postMessage([{ t: "stats", connections, inFlight }]);
+      scope.postMessage([{ type: "stats", connections, inFlight }]);
     }, STATS_EVERY_MS);
   } catch (error) {
-    status({ t: "failed", message: error instanceof Error ? error.message : String(error) });
+    status({ type: "failed", message: error instanceof Error ? error.message : String(error) });
   }
 }
 
 async function close(grace: number): Promise<void> {
   await acceptor?.close(grace);
-  scope.postMessage([{ t: "stats", connections: 0, inFlight: 0 }]);
-  status({ t: "closed" });
+  scope.postMessage([{ type: "stats", connections: 0, inFlight: 0 }]);
+  status({ type: "closed" });
 }
 
 guardThread();
@@ -98,9 +98,9 @@ scope.onmessage = (event) => {
     return;
   }
   for (const message of data) {
-    if (message.t === "close") close(message.grace);
-    else if (message.t === "stats") {
-      report({ t: "counters", request: message.request, rows: [...(stats?.counters ?? [])] });
+    if (message.type === "close") close(message.grace);
+    else if (message.type === "stats") {
+      report({ type: "counters", request: message.request, rows: [...(stats?.counters ?? [])] });
     } else remote?.receive(message);
   }
 };

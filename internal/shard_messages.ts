@@ -14,7 +14,7 @@ export type ShardOptions = Omit<ResolvedServerOptions, "onListen" | "onError" | 
 
 /** The first message a shard receives. */
 export interface ShardInit {
-  t: "init";
+  type: "init";
   /** URL of the module that defines the handler classes. */
   module: string;
   /** Command name → handler class name, every command. */
@@ -32,25 +32,25 @@ export interface ShardInit {
 
 /** Main → shard (inside an array). */
 export type ToShard =
-  | { t: "send"; job: number; json: string }
-  | { t: "done"; job: number; outcome: Outcome; cost?: number }
-  | { t: "close"; grace: number }
+  | { type: "send"; job: number; json: string }
+  | { type: "done"; job: number; outcome: Outcome; cost?: number }
+  | { type: "close"; grace: number }
   /** Asks for the shard's per-command counters. */
-  | { t: "stats"; request: number };
+  | { type: "stats"; request: number };
 
 /** Shard → main: a lifecycle message alone, or an array of the rest. */
 export type ShardStatus =
-  | { t: "listening"; port: number }
-  | { t: "failed"; message: string }
-  | { t: "closed" };
+  | { type: "listening"; port: number }
+  | { type: "failed"; message: string }
+  | { type: "closed" };
 
 /** Shard → main (inside an array). */
 export type FromShard =
-  | { t: "run"; job: number; command: string; params: unknown; talk: boolean }
-  | { t: "msg"; job: number; data: unknown; bytes: number }
-  | { t: "cancel"; job: number; message: string }
-  | { t: "abandon"; job: number; message: string }
-  | { t: "stats"; connections: number; inFlight: number }
-  | { t: "call"; record: CallRecord }
-  | { t: "failure"; event: CallFailure }
-  | { t: "counters"; request: number; rows: [string, CommandCounters][] };
+  | { type: "run"; job: number; command: string; params: unknown; talk: boolean }
+  | { type: "msg"; job: number; data: unknown; bytes: number }
+  | { type: "cancel"; job: number; message: string }
+  | { type: "abandon"; job: number; message: string }
+  | { type: "stats"; connections: number; inFlight: number }
+  | { type: "call"; record: CallRecord }
+  | { type: "failure"; event: CallFailure }
+  | { type: "counters"; request: number; rows: [string, CommandCounters][] };

@@ -110,7 +110,7 @@ export class ShardSet {
     const { promise, resolve } = Promise.withResolvers<void>();
     const entry = { rows: [] as [string, CommandCounters][][], left: live.length, done: resolve };
     this.#counters.set(request, entry);
-    for (const shard of live) this.#send(shard, { t: "stats", request });
+    for (const shard of live) this.#send(shard, { type: "stats", request });
     // A shard stuck in a handler cannot answer: report what the others said.
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([promise, new Promise((r) => timer = setTimeout(r, 1000))]);
@@ -124,7 +124,7 @@ export class ShardSet {
     this.#closing = true;
     for (const timer of this.#timers) clearTimeout(timer);
     const live = this.#shards.filter((shard) => !shard.dead);
-    for (const shard of live) this.#send(shard, { t: "close", grace });
+    for (const shard of live) this.#send(shard, { type: "close", grace });
     // A shard stuck in a handler cannot answer: give up after the grace
     // period and the linger.
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -144,8 +144,8 @@ export class ShardSet {
     shard.worker.onmessage = (event: MessageEvent<ShardStatus | FromShard[]>) => {
       const data = event.data;
       if (Array.isArray(data)) this.#receive(shard, data);
-      else if (data.t === "listening") shard.status.resolve(data.port);
-      else if (data.t === "failed") this.#failed(shard, data.message);
+      else if (data.type === "listening") shard.status.resolve(data.port);
+      else if (data.type === "failed") this.#failed(shard, data.message);
       else shard.closed.resolve();
     };
     shard.worker.onerror = (event: ErrorEvent) => {
@@ -154,7 +154,7 @@ export class ShardSet {
       this.#failed(shard, event.message || "uncaught error");
     };
     const init: ShardInit = {
-      t: "init",
+      type: "init",
       module,
       commands: Object.fromEntries([...commands].map(([name, cls]) => [name, cls.name])),
       options: plain,
@@ -170,7 +170,7 @@ export class ShardSet {
   #receive(shard: Shard, batch: FromShard[]): void {
     const pool = this.#config.pool;
     for (const message of batch) {
-      switch (message.t) {
+      switch (message.type) {
         case "run": {
           const { job, command, params, talk } = message;
           if (!pool) break;
@@ -182,12 +182,12 @@ export class ShardSet {
             send: (json) => {
               // No backpressure across this hop: the shard's connection
               // cuts a client that falls too far behind.
-              this.#send(shard, { t: "send", job, json });
+              this.#send(shard, { type: "send", job, json });
               return undefined;
             },
             finish: (outcome, cost) => {
               shard.tasks.delete(job);
-              this.#send(shard, { t: "done", job, outcome, cost });
+              this.#send(shard, { type: "done", job, outcome, cost });
             },
           });
           shard.tasks.set(job, task);
