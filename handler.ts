@@ -315,7 +315,7 @@ export abstract class TCPHandler<P extends Params = Params, R = unknown> {
    * ```
    */
   get signal(): AbortSignal {
-    return (this as { [SIGNAL]?: () => AbortSignal })[SIGNAL]?.() ?? NEVER;
+    return (this as { [SIGNAL]?: { signal(): AbortSignal } })[SIGNAL]?.signal() ?? NEVER;
   }
 
   #channel(what: string): Channel {

@@ -283,7 +283,7 @@ function instrument(
         const channel = holder[CHANNEL];
         if (asked && channel) {
           holder[CHANNEL] = {
-            send: channel.send,
+            send: (data) => channel.send(data),
             recv: (signal) => {
               asked();
               return channel.recv(signal);

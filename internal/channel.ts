@@ -13,10 +13,7 @@ export interface Channel {
   recv(signal?: AbortSignal): Promise<unknown>;
 }
 
-/**
- * The property under which a handler finds its cancellation signal, as a
- * function: the `AbortController` is only made for handlers that ask.
- */
+/** The property under which a handler finds its {@linkcode Cancellation}. */
 export const SIGNAL: unique symbol = Symbol.for("tcpy.signal") as never;
 
 /**
@@ -32,28 +29,30 @@ export const CHANNEL: unique symbol = Symbol.for("tcpy.channel") as never;
 export function attachChannel(
   handler: object,
   channel: Channel | undefined,
-  signal: (() => AbortSignal) | undefined,
+  cancellation: Cancellation | undefined,
 ): void {
   if (channel) (handler as { [CHANNEL]?: Channel })[CHANNEL] = channel;
-  if (signal) (handler as { [SIGNAL]?: () => AbortSignal })[SIGNAL] = signal;
+  if (cancellation) (handler as { [SIGNAL]?: Cancellation })[SIGNAL] = cancellation;
 }
 
 /**
- * A call's cancellation signal, made on first use: aborted with the reason
- * once `stop` is called, whether that happens before or after.
+ * A call's cancellation signal, made on first use (most handlers never ask):
+ * aborted with the reason once `stop` is called, before or after.
  */
-export function lazySignal(): { signal: () => AbortSignal; stop(reason: Error): void } {
-  let aborter: AbortController | undefined;
-  let stopped: Error | undefined;
-  return {
-    signal: () => {
-      aborter ??= new AbortController();
-      if (stopped && !aborter.signal.aborted) aborter.abort(stopped);
-      return aborter.signal;
-    },
-    stop: (reason) => {
-      stopped ??= reason;
-      if (aborter && !aborter.signal.aborted) aborter.abort(reason);
-    },
-  };
+export class Cancellation {
+  #aborter: AbortController | undefined;
+  #stopped: Error | undefined;
+
+  /** The signal, aborted if the call was stopped already. */
+  signal(): AbortSignal {
+    this.#aborter ??= new AbortController();
+    if (this.#stopped && !this.#aborter.signal.aborted) this.#aborter.abort(this.#stopped);
+    return this.#aborter.signal;
+  }
+
+  /** Aborts the signal (now, or when it is made) with `reason`; the first reason wins. */
+  stop(reason: Error): void {
+    this.#stopped ??= reason;
+    if (this.#aborter && !this.#aborter.signal.aborted) this.#aborter.abort(reason);
+  }
 }

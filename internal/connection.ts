@@ -175,13 +175,43 @@ function replyTooLarge(text: string, bytes: number, limit: number, what: string)
   });
 }
 
-interface ActiveCall {
-  task: Task | undefined;
-  done: boolean;
-  readonly command: string;
-  /** `performance.now()` when the call arrived. */
-  readonly startedAt: number;
-  finish(outcome: Outcome, cost?: number): void;
+/**
+ * One call in progress on a connection: what the connection tracks and what
+ * it hands the executor, in one object (one allocation per call).
+ */
+class ActiveCall implements Invocation {
+  task: Task | undefined = undefined;
+  done = false;
+
+  constructor(
+    readonly connection: ServerConnection,
+    readonly command: string,
+    readonly handler: HandlerClass,
+    readonly params: unknown,
+    readonly id: JsonRpcId | undefined,
+    /** {@linkcode idKey} of the id, for the connection's map. */
+    readonly key: JsonRpcId | bigint | undefined,
+    readonly sink: ReplySink,
+    /** The request's share of its line, in bytes. */
+    readonly bytes: number,
+    readonly pooled: boolean,
+    /** Placed by measurement (no `static inline`): its costs are noted. */
+    readonly measured: boolean,
+    /** `performance.now()` (or the sweeper's clock) when the call arrived. */
+    readonly startedAt: number,
+  ) {}
+
+  get conversational(): boolean {
+    return this.id !== undefined;
+  }
+
+  send(json: string): Promise<void> | undefined {
+    return this.connection.sendFor(this, json);
+  }
+
+  finish(outcome: Outcome, cost?: number): void {
+    this.connection.finished(this, outcome, cost);
+  }
 }
 
 const BYE_TEXT = `{"jsonrpc":"2.0","method":"${BYE_METHOD}"}`;
@@ -660,65 +690,67 @@ export class ServerConnection {
     sink: ReplySink,
     bytes: number,
   ): void {
-    const conversational = id !== undefined;
-    const key = conversational ? idKey(id) : undefined;
-    const { pool, placement } = this.#ctx;
+    const { pool, placement, observer } = this.#ctx;
     const measured = cls.inline === undefined && placement !== undefined;
     const pooled = pool !== undefined && !cls.inline &&
       !(measured && placement.inline(command));
     if (pooled && this.#pooled++ === 0) this.#ctx.shares.holders++;
-    const running: ActiveCall = {
-      task: undefined,
-      done: false,
+    const call = new ActiveCall(
+      this,
       command,
+      cls,
+      params,
+      id,
+      id === undefined ? undefined : idKey(id),
+      sink,
+      bytes,
+      pooled,
+      measured,
       // A coarse clock (the sweeper's) is enough for the handler timeout;
       // observers that time calls get a precise one.
-      startedAt: this.#ctx.observer.onCall || this.#ctx.observer.stats
-        ? performance.now()
-        : this.#ctx.clock.now,
-      finish: (outcome, cost) => {
-        if (running.done) return;
-        if (measured && pooled && cost !== undefined) placement.pooled(command, cost);
-        running.done = true;
-        outcome = this.#observe(running, id, outcome, bytes);
-        if (conversational) this.#calls.delete(key!);
-        else this.#notifications.delete(running);
-        this.#running--;
-        if (pooled && --this.#pooled === 0) this.#ctx.shares.holders--;
-        sink.add(conversational ? this.#reply(id, outcome) : undefined);
-        if (this.#running === 0) {
-          this.#idle?.resolve();
-          if (this.#ctx.idleTimeout > 0) this.#lastActive = Date.now();
-        }
-      },
-    };
-    if (conversational) this.#calls.set(key!, running);
-    else this.#notifications.add(running);
+      observer.onCall || observer.stats ? performance.now() : this.#ctx.clock.now,
+    );
+    if (call.key !== undefined) this.#calls.set(call.key, call);
+    else this.#notifications.add(call);
     this.#running++;
-    const call: Invocation = {
-      command,
-      handler: cls,
-      params,
-      conversational,
-      send: (json) => {
-        if (this.#phase === "closed" || running.done) return undefined;
-        this.#write(messageText(id!, json));
-        // Backpressure: the handler's send() waits while its client lags.
-        const limit = this.#ctx.maxOutputBytes;
-        return this.#writer.pending >= limit ? this.#writer.below(limit) : undefined;
-      },
-      finish: running.finish,
-    };
     if (pooled) {
-      running.task = pool.run(call);
+      call.task = pool.run(call);
     } else if (measured && pool) {
       // Moved here by measurement: keep measuring, and send it back if it
       // turns slow or async.
       const started = performance.now();
-      running.task = this.#ctx.inline.run(call);
-      placement.ran(command, running.done ? (performance.now() - started) * 1000 : -1);
+      call.task = this.#ctx.inline.run(call);
+      placement.ran(command, call.done ? (performance.now() - started) * 1000 : -1);
     } else {
-      running.task = this.#ctx.inline.run(call);
+      call.task = this.#ctx.inline.run(call);
+    }
+  }
+
+  /** A handler's conversation data for `call`'s client; a promise while the client lags. */
+  sendFor(call: ActiveCall, json: string): Promise<void> | undefined {
+    if (this.#phase === "closed" || call.done) return undefined;
+    this.#write(messageText(call.id!, json));
+    // Backpressure: the handler's send() waits while its client lags.
+    const limit = this.#ctx.maxOutputBytes;
+    return this.#writer.pending >= limit ? this.#writer.below(limit) : undefined;
+  }
+
+  /** `call`'s outcome (the first one counts): observed, then answered. */
+  finished(call: ActiveCall, outcome: Outcome, cost?: number): void {
+    if (call.done) return;
+    call.done = true;
+    if (call.measured && call.pooled && cost !== undefined) {
+      this.#ctx.placement!.pooled(call.command, cost);
+    }
+    outcome = this.#observe(call, call.id, outcome, call.bytes);
+    if (call.key !== undefined) this.#calls.delete(call.key);
+    else this.#notifications.delete(call);
+    this.#running--;
+    if (call.pooled && --this.#pooled === 0) this.#ctx.shares.holders--;
+    call.sink.add(call.id !== undefined ? this.#reply(call.id, outcome) : undefined);
+    if (this.#running === 0) {
+      this.#idle?.resolve();
+      if (this.#ctx.idleTimeout > 0) this.#lastActive = Date.now();
     }
   }
 }

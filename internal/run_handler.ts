@@ -8,7 +8,7 @@
 import { ErrorCode, TcpyError, type WireError } from "../errors.ts";
 import { toJson } from "../codec.ts";
 import type { HandlerClass } from "../handler.ts";
-import { attachChannel, type Channel } from "./channel.ts";
+import { attachChannel, type Cancellation, type Channel } from "./channel.ts";
 import { isErrorReply, isReserved } from "./replies.ts";
 
 /**
@@ -104,7 +104,7 @@ export function runHandler(
   cls: HandlerClass,
   params: unknown,
   channel: Channel | undefined,
-  signal?: () => AbortSignal,
+  cancellation?: Cancellation,
 ): Outcome | Promise<Outcome> {
   if (Array.isArray(params)) {
     return {
@@ -116,7 +116,7 @@ export function runHandler(
   }
   try {
     const handler = new cls((params ?? {}) as Record<string, unknown>);
-    attachChannel(handler, channel, signal);
+    attachChannel(handler, channel, cancellation);
     const result = handler.execute();
     if (result instanceof Promise) return result.then(settleSafely, fail);
     return settle(result);

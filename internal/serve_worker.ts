@@ -9,7 +9,7 @@
 
 import { ConnectionClosedError } from "../errors.ts";
 import type { HandlerClass } from "../handler.ts";
-import { lazySignal } from "./channel.ts";
+import { Cancellation } from "./channel.ts";
 import { callEnded, type CallLimits, refuseOversized, unreadOverflow } from "./executor.ts";
 import { jsonSender } from "./json_text.ts";
 import { Inbox } from "./inbox.ts";
@@ -26,7 +26,7 @@ const SEND_WINDOW = 256 * 1024;
 /** One running call, as its worker sees it. */
 interface Job {
   readonly inbox: Inbox | undefined;
-  readonly cancel: ReturnType<typeof lazySignal>;
+  readonly cancel: Cancellation;
   /** Sent bytes not yet taken by the connection. */
   unacked: number;
   /** `send()`s waiting for the window to open. */
@@ -144,7 +144,7 @@ export function serveWorker(scope: WorkerScope, deno: { exit(code?: number): nev
     const cls = commands!.get(command)!;
     const job: Job = {
       inbox: conversational ? new Inbox(limits.unread) : undefined,
-      cancel: lazySignal(),
+      cancel: new Cancellation(),
       unacked: 0,
       waiting: [],
     };
@@ -160,7 +160,7 @@ export function serveWorker(scope: WorkerScope, deno: { exit(code?: number): nev
     const started = performance.now();
     let outcome: Outcome | Promise<Outcome>;
     try {
-      outcome = runHandler(cls, params, channel, job.cancel.signal);
+      outcome = runHandler(cls, params, channel, job.cancel);
     } finally {
       current = undefined;
     }
