@@ -8,7 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { TCPClient } from "../mod.ts";
-import { delay, startServer } from "./_helpers.ts";
+import { startServer, waitFor } from "./_helpers.ts";
+import { sleepsRunning } from "./fixtures/handlers.ts";
 import { onlyFromEnv, runFuzz, seedFromEnv, summary } from "./fuzz_cases.ts";
 
 const LIMIT = 4096;
@@ -33,9 +34,9 @@ for (const { name, threads } of [{ name: "inline", threads: 0 }, { name: "pool",
     assert.deepEqual(stats.violations, [], stats.violations.join("\n"));
 
     // Every fuzz connection is gone once its client left.
-    const deadline = Date.now() + 5_000;
-    while (server.connections > 0 && Date.now() < deadline) await delay(20);
-    assert.equal(server.connections, 0, "connections left open after the fuzz");
+    await waitFor(() => server.connections === 0, {
+      what: () => `the fuzz connections to close (${server.connections} open)`,
+    });
     assert.equal(server.inFlight, 0);
 
     // And the server still listens and answers a well-behaved client.
@@ -47,7 +48,8 @@ for (const { name, threads } of [{ name: "inline", threads: 0 }, { name: "pool",
         solution: 42,
       });
     }
-    // Inline `sleep` calls of clients that left keep their timer until it fires.
-    await delay(1_100);
+    // Inline `sleep` notifications of clients that left run on (a call's
+    // sleep stops when its client leaves): let their timers end.
+    await waitFor(() => sleepsRunning() === 0, { what: "the inline sleeps to end" });
   });
 }
