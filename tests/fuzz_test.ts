@@ -7,8 +7,7 @@
  * with `FUZZ_ONLY=<index>`). `deno task fuzz` runs the same generator longer.
  */
 import assert from "node:assert/strict";
-import { TCPClient } from "../mod.ts";
-import { startServer, waitFor } from "./_helpers.ts";
+import { startFixtures, waitFor } from "./_helpers.ts";
 import { sleepsRunning } from "./fixtures/handlers.ts";
 import { onlyFromEnv, runFuzz, seedFromEnv, summary } from "./fuzz_cases.ts";
 
@@ -20,9 +19,10 @@ const only = onlyFromEnv();
 for (const { name, threads } of [{ name: "inline", threads: 0 }, { name: "pool", threads: 2 }]) {
   Deno.test(`fuzz (${name}): hostile input gets JSON-RPC replies or a clean close`, async () => {
     console.log(`fuzz seed ${seed} (replay with FUZZ_SEED=${seed})`);
-    await using server = await startServer({ threads, maxMessageBytes: LIMIT });
+    await using t = await startFixtures({ threads, maxMessageBytes: LIMIT });
+    const { server } = t;
     const stats = await runFuzz({
-      port: server.port,
+      port: t.port,
       seed,
       cases: CASES,
       limit: LIMIT,
@@ -41,13 +41,10 @@ for (const { name, threads } of [{ name: "inline", threads: 0 }, { name: "pool",
 
     // And the server still listens and answers a well-behaved client.
     assert.equal(server.listening, true);
-    {
-      await using client = new TCPClient({ port: server.port, timeout: 5_000 });
-      assert.deepEqual(await client.execute("add", { x: 20, y: 22 }), {
-        success: true,
-        solution: 42,
-      });
-    }
+    assert.deepEqual(await t.client({ timeout: 5_000 }).execute("add", { x: 20, y: 22 }), {
+      success: true,
+      solution: 42,
+    });
     // Inline `sleep` notifications of clients that left run on (a call's
     // sleep stops when its client leaves): let their timers end.
     await waitFor(() => sleepsRunning() === 0, { what: "the inline sleeps to end" });

@@ -57,7 +57,7 @@ Deno.test("maxConnections: the excess client gets -32001 and is closed, the othe
 Deno.test("maxInFlight: calls past the per-connection cap get -32001 at once", async () => {
   for (const threads of [0, 1]) {
     await using t = await startFixtures({ threads, maxInFlight: 4 });
-    const client = t.client();
+    const client = t.client({ timeout: 10_000 }); // a call admitted past the cap fails, not hangs
     // Conversations that end only when answered: the first 4 stay in flight.
     const calls = Array.from({ length: 10 }, () => client.call("greet"));
     const busy = await Promise.allSettled(calls.slice(4).map((call) => call.result));
@@ -93,8 +93,8 @@ Deno.test("maxPendingCalls: the pool's queue is capped server-wide with -32001",
 Deno.test("handlerTimeout: a hung call is answered with -32002 and the connection goes on", async () => {
   for (const threads of [0, 1]) {
     await using t = await startFixtures({ threads, handlerTimeout: 150 });
-    const client = t.client();
-    // The server's answer, not the end of the sleep (a minute) or the client giving up (none).
+    const client = t.client({ timeout: 10_000 });
+    // The server's answer, not the end of the sleep (a minute) nor the client giving up (10 s).
     await assert.rejects(
       client.execute("sleep", { ms: 60_000 }),
       new CallTimeoutError('Call to "sleep" timed out after 150 ms'),
