@@ -21,7 +21,7 @@ import {
   waitFor,
 } from "./_helpers.ts";
 import { commands, sleepsRunning } from "./fixtures/handlers.ts";
-import { Child } from "../tools/_process.ts";
+import { Child, freePort } from "../tools/_process.ts";
 
 type Reply = { id: unknown; result?: unknown; error?: { code: number; message: string } };
 
@@ -255,9 +255,7 @@ Deno.test("secret: only a connection that sends tcpy.auth first with the secret 
 });
 
 Deno.test("TCPClient reconnect: retries a refused connect with backoff until the server is up", async () => {
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
+  const port = freePort();
   await using client = new TCPClient({
     host: "127.0.0.1",
     port,
