@@ -36,6 +36,7 @@
 
 import { parseArgs } from "node:util";
 import { spin } from "./spin.ts";
+import { Child, freePort, stopAll, waitFor, within } from "../tools/_process.ts";
 
 // ---------------------------------------------------------------- servers
 
@@ -226,86 +227,27 @@ const ONLY = (() => {
 
 // ---------------------------------------------------------------- processes
 
-const children = new Set<Deno.ChildProcess>();
-
+/** A child whose stdout is read (stderr goes to ours), stopped by `stopAll` on the way out. */
 function spawn(
   command: string,
   args: string[],
   options: { stdin?: "piped" | "null"; signal?: AbortSignal } = {},
-): Deno.ChildProcess {
-  const child = new Deno.Command(command, {
-    args,
-    stdin: options.stdin ?? "null",
-    stdout: "piped",
-    stderr: "inherit",
-    signal: options.signal,
-  }).spawn();
-  children.add(child);
-  child.status.finally(() => children.delete(child));
-  return child;
+): Child {
+  return new Child(command, args, { ...options, stderr: "inherit" });
 }
 
-async function stop(child: Deno.ChildProcess): Promise<void> {
-  try {
-    child.kill("SIGTERM");
-  } catch {
-    return; // Already gone.
-  }
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Gone meanwhile.
-    }
-  }, 3000);
-  await child.status.catch(() => {});
-  clearTimeout(timer);
-}
-
-async function stopAll(): Promise<void> {
-  await Promise.all([...children].map(stop));
-}
-
+/** `promise`, or a rejection after `ms`. */
 function timeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`bench: timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+  return within(promise, ms, `bench: ${what}`);
 }
 
-/** Reads a child's stdout line by line. */
-class LineReader {
-  readonly #reader: ReadableStreamDefaultReader<string>;
-  #text = "";
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.#reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  }
-
-  async next(): Promise<string | null> {
-    while (!this.#text.includes("\n")) {
-      const { value, done } = await this.#reader.read();
-      if (done) {
-        const rest = this.#text;
-        this.#text = "";
-        return rest === "" ? null : rest;
-      }
-      this.#text += value;
-    }
-    const nl = this.#text.indexOf("\n");
-    const line = this.#text.slice(0, nl);
-    this.#text = this.#text.slice(nl + 1);
-    return line;
-  }
-
-  /** Reads (and drops) the rest, so the child never blocks on a full pipe. */
-  async drain(): Promise<void> {
-    try {
-      while (!(await this.#reader.read()).done);
-    } catch {
-      // The child is gone.
-    }
+/** The first line a child printed, once it did; `null` if it exited without printing any. */
+async function firstLine(child: Child, ms: number, what: string): Promise<string | null> {
+  try {
+    return (await child.waitFor(/^(.*)\n/, "stdout", ms))[1];
+  } catch (error) {
+    if (!child.exited) throw new Error(`bench: ${what}: ${messageOf(error)}`);
+    return child.stdout === "" ? null : child.stdout; // a last line without its newline
   }
 }
 
@@ -351,7 +293,7 @@ interface Server {
   protocol: Protocol;
   /** A peer (a spec with `prepare`): its failures skip it instead of failing the run. */
   peer: boolean;
-  child: Deno.ChildProcess;
+  child: Child;
   pid: number;
   port: number;
 }
@@ -428,27 +370,19 @@ function npmInstall(spec: string, name: string): (tmp: string) => Promise<Prepar
   };
 }
 
-/** A port that was free a moment ago, for servers that cannot report the one they bind. */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
 /** Resolves once a TCP connection to the port succeeds; rejects if the child exits first. */
-async function waitForPort(port: number, child: Deno.ChildProcess, label: string): Promise<void> {
-  let exited: Deno.CommandStatus | undefined;
-  child.status.then((status) => exited = status, () => {});
-  while (true) {
-    if (exited) throw new Error(`bench: ${label} exited with ${exited.code} before listening`);
+async function waitForPort(port: number, child: Child, label: string): Promise<void> {
+  await waitFor(async () => {
+    if (child.exited) {
+      throw new Error(`bench: ${label} exited with ${(await child.status).code} before listening`);
+    }
     try {
       (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
+      return true;
     } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      return false;
     }
-  }
+  }, { what: `${label} to listen on ${port}`, timeout: 30_000, interval: 50 });
 }
 
 async function startServer(
@@ -462,15 +396,13 @@ async function startServer(
     arg.replace(/\{(\w+)\}/g, (whole, key: string) => values[key] ?? whole)
   );
   const child = spawn("sh", ["-c", RAISE_FD_LIMIT, "sh", spec.command, ...args]);
-  const lines = new LineReader(child.stdout);
   let port: number;
   try {
     if (picked !== undefined) {
-      lines.drain();
-      await timeout(waitForPort(picked, child, label), 30_000, `starting ${label}`);
+      await waitForPort(picked, child, label);
       port = picked;
     } else {
-      const first = await timeout(lines.next(), 30_000, `starting ${label}`);
+      const first = await firstLine(child, 30_000, `starting ${label}`);
       const match = first?.match(/^PORT (\d+)$/);
       if (!match) {
         throw new Error(
@@ -479,11 +411,10 @@ async function startServer(
             : `bench: ${label} printed ${JSON.stringify(first)}, not PORT <n>`,
         );
       }
-      lines.drain();
       port = Number(match[1]);
     }
   } catch (error) {
-    await stop(child);
+    await child.stop("SIGTERM", 3_000);
     throw error;
   }
   return {
@@ -567,11 +498,11 @@ async function load(
     rssMaxKiB = Math.max(rssMaxKiB, await rssKiB(server.pid).catch(() => 0));
   };
   const sampler = sampleRss ? setInterval(sample, 250) : undefined;
-  const output = await child.output().finally(() => clearInterval(sampler));
+  const output = await child.done.finally(() => clearInterval(sampler));
   if (sampleRss) await sample();
   const wallSeconds = (performance.now() - wallBefore) / 1000;
   const cpuPercent = 100 * (await cpuSeconds(server.pid) - cpuBefore) / wallSeconds;
-  const text = new TextDecoder().decode(output.stdout).trim();
+  const text = child.stdout.trim();
   let result: LoadResult;
   try {
     result = JSON.parse(text);
@@ -606,8 +537,7 @@ async function idle(loadgen: string, server: Server, conns: number): Promise<Idl
     ...["-h", "127.0.0.1", "-p", String(server.port), "-i"],
     ...["-c", String(conns), "-b", "200", "-H", String(holdMs)],
   ], { stdin: "piped", signal: AbortSignal.timeout(holdMs + 10_000) });
-  const lines = new LineReader(child.stdout);
-  const ready = await timeout(lines.next(), holdMs, `opening ${conns} idle connections`);
+  const ready = await firstLine(child, holdMs, `opening ${conns} idle connections`);
   if (!ready?.startsWith(`ready ${conns} bad 0`)) {
     throw new Error(`bench: idle loadgen against ${server.label} said ${JSON.stringify(ready)}`);
   }
@@ -618,7 +548,7 @@ async function idle(loadgen: string, server: Server, conns: number): Promise<Idl
     throw new Error(`bench: ${server.label} holds ${fds} new sockets, expected ${conns}`);
   }
   const afterKiB = await rssKiB(server.pid);
-  await child.stdin.close();
+  await child.process.stdin.close();
   await timeout(child.status, 30_000, "closing idle connections");
   return {
     server: server.name,
@@ -806,7 +736,7 @@ async function main(): Promise<void> {
         skipped.push({ label: server.label, reason });
         log(`dropping ${server.name}: ${reason}`);
         servers = servers.filter((s) => s !== server);
-        await stop(server.child);
+        await server.child.stop("SIGTERM", 3_000);
         return undefined;
       }
     };

@@ -1,13 +1,30 @@
 /**
  * Shared plumbing for the integration tests: servers on port 0, raw line
- * sockets, fake servers, bounded waits.
+ * sockets, fake servers, and the bounded waits of tools/_process.ts.
  */
 import { TCPServer, type TCPServerOptions } from "../mod.ts";
+import { startTestServer, type TestServer, type TestServerOptions } from "../testing.ts";
 import { commands } from "./fixtures/handlers.ts";
+
+export { delay, waitFor, within } from "../tools/_process.ts";
 
 export const FIXTURES = new URL("./fixtures/handlers.ts", import.meta.url);
 
-/** Starts a server with the fixture commands on 127.0.0.1, port 0. */
+/**
+ * The public `startTestServer` with the fixture commands, which its workers
+ * load from {@linkcode FIXTURES}: 127.0.0.1, port 0, 2 workers unless
+ * `threads` says otherwise, `t.client()` for clients. Its clients are
+ * untyped, so tests can call commands that do not exist.
+ */
+export function startFixtures(options: TestServerOptions = {}): Promise<TestServer> {
+  return startTestServer({ commands, module: FIXTURES, ...options });
+}
+
+/**
+ * Starts a server with the fixture commands on 127.0.0.1, port 0, and
+ * returns the `TCPServer` itself: for what {@linkcode startFixtures} cannot
+ * do (a given port or host).
+ */
 export async function startServer(
   options: TCPServerOptions = {},
 ): Promise<TCPServer & { port: number }> {
@@ -117,24 +134,6 @@ export class RawClient {
     } catch {
       // Already closed.
     }
-  }
-}
-
-/** Resolves after `ms`. */
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Rejects if `promise` takes longer than `ms`. */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -5,12 +5,20 @@
  * the check that no call was lost or ran twice.
  *
  * Every wait is bounded; every child is killed by `killAll` in a `finally`.
+ * The process plumbing itself is tools/_process.ts.
  */
 import assert from "node:assert/strict";
 import { TCPClient } from "../mod.ts";
 import type { ClusterStats, RetryEvent, TCPClusterClient } from "../cluster.ts";
 import type { commands } from "./fixtures/cluster_handlers.ts";
-import { delay, within } from "./_helpers.ts";
+import { Child, freePort, stopAll, waitFor, within } from "../tools/_process.ts";
+
+export { Child, freePort };
+
+/** Kills every child process still running and waits for them: for `finally` blocks. */
+export function killAll(): Promise<void> {
+  return stopAll("SIGKILL");
+}
 
 /** A cluster client for the `tcpy serve` processes of these tests. */
 export type Cluster = TCPClusterClient<typeof commands>;
@@ -19,104 +27,6 @@ export const HOST = "127.0.0.1";
 export const ROOT = new URL("../", import.meta.url);
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const HANDLERS = new URL("./fixtures/cluster_handlers.ts", import.meta.url).pathname;
-
-/** A port that was free a moment ago. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: HOST, port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-/** Reads a stream line by line until it ends. */
-async function eachLine(stream: ReadableStream<Uint8Array>, line: (text: string) => void) {
-  let buffer = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buffer += chunk;
-    let at;
-    while ((at = buffer.indexOf("\n")) !== -1) {
-      line(buffer.slice(0, at));
-      buffer = buffer.slice(at + 1);
-    }
-  }
-  if (buffer) line(buffer);
-}
-
-/** Every child process started by this module that may still run. */
-const children = new Set<Child>();
-
-/** A child process whose output is read as it comes (so its pipes never fill up). */
-export class Child {
-  readonly name: string;
-  readonly process: Deno.ChildProcess;
-  readonly output: string[] = [];
-  readonly done: Promise<Deno.CommandStatus>;
-  #exited = false;
-
-  constructor(name: string, command: string, args: string[], onLine?: (line: string) => void) {
-    this.name = name;
-    this.process = new Deno.Command(command, {
-      args,
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    children.add(this);
-    const keep = (line: string) => {
-      onLine?.(line);
-      if (!line.startsWith("ran ")) this.output.push(line);
-    };
-    const pumps = Promise.all([
-      eachLine(this.process.stdout, keep),
-      eachLine(this.process.stderr, keep),
-    ]);
-    this.done = Promise.all([this.process.status, pumps]).then(([status]) => {
-      this.#exited = true;
-      children.delete(this);
-      return status;
-    });
-  }
-
-  get exited(): boolean {
-    return this.#exited;
-  }
-
-  /** Sends `signal` and waits (at most `ms`) for the exit, then kills it. */
-  async stop(signal: Deno.Signal = "SIGTERM", ms = 15_000): Promise<Deno.CommandStatus> {
-    if (!this.#exited) {
-      try {
-        this.process.kill(signal);
-      } catch {
-        // Already gone.
-      }
-    }
-    try {
-      return await within(this.done, ms, `${this.name} to exit after ${signal}`);
-    } catch (error) {
-      this.kill();
-      await this.done;
-      throw error;
-    }
-  }
-
-  /** SIGKILL, if it still runs. */
-  kill(): void {
-    if (this.#exited) return;
-    try {
-      this.process.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }
-}
-
-/** Kills every child still running and waits for them: for `finally` blocks. */
-export async function killAll(): Promise<void> {
-  const running = [...children];
-  for (const child of running) child.kill();
-  await Promise.all(running.map((child) => child.done));
-}
 
 /** How often each call id ran, over every server process (from their `ran ID` lines). */
 export class Runs {
@@ -146,7 +56,6 @@ export interface ServeOptions {
  */
 export async function startServe(options: ServeOptions): Promise<Child> {
   const { port, runs, reusePort = false, threads = 1 } = options;
-  const listening = Promise.withResolvers<void>();
   const args = [
     "run",
     `--allow-net=${HOST}`,
@@ -165,38 +74,33 @@ export async function startServe(options: ServeOptions): Promise<Child> {
     "10000",
     ...(reusePort ? ["--reuse-port"] : []),
   ];
-  const child = new Child(`tcpy serve :${port}`, Deno.execPath(), args, (line) => {
-    if (line.startsWith("tcpy listening on")) listening.resolve();
-    runs.record(port, line);
+  const child = new Child(Deno.execPath(), args, {
+    name: `tcpy serve :${port}`,
+    cwd: ROOT,
+    onLine: (line) => runs.record(port, line),
   });
-  child.done.then(() => listening.reject(new Error(`${child.name} exited before listening`)));
-  listening.promise.catch(() => {});
   try {
-    await within(listening.promise, 20_000, `${child.name} to listen`);
+    await child.waitFor(/^tcpy listening on /m, "stdout", 20_000);
   } catch (error) {
-    child.kill();
-    await child.done;
-    throw new Error(`${(error as Error).message}\n${child.output.join("\n")}`);
+    await child[Symbol.asyncDispose]();
+    throw error;
   }
   return child;
 }
 
 /** Resolves once the server at `port` answers `tcpy.ping` with a pong. */
 export async function waitHealthy(port: number, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (true) {
+  await waitFor(async () => {
     const client = new TCPClient({ host: HOST, port, timeout: 1_000 });
     try {
       const reply = await client.execute("tcpy.ping") as { pong?: boolean } | undefined;
-      if (reply?.pong === true) return;
+      return reply?.pong === true;
     } catch {
-      // Not yet.
+      return false; // Not yet.
     } finally {
       await client.disconnect();
     }
-    if (Date.now() > deadline) throw new Error(`127.0.0.1:${port} not healthy after ${ms} ms`);
-    await delay(50);
-  }
+  }, { what: `127.0.0.1:${port} to answer tcpy.ping`, timeout: ms, interval: 50 });
 }
 
 /** Options of {@linkcode rollingRestart}. */
@@ -205,15 +109,15 @@ export interface RestartOptions {
   serve: Omit<ServeOptions, "port">;
   /** Waited for once a restarted server answers `tcpy.ping` (e.g. HAProxy sees it UP). */
   ready?: (index: number) => Promise<void>;
-  /** How long each restarted server takes calls before the next restart, in ms. */
-  pause?: number;
+  /** How many more calls must succeed after each restart before the next one. */
+  calls?: number;
 }
 
 /**
  * Restarts each server in turn while `load` runs: SIGTERM, wait for its exit
  * (code 0), start it again on `ports[i]`, wait until it answers `tcpy.ping`
- * (and `ready(i)`), let it take calls for `pause` ms. Asserts that calls
- * went on meanwhile.
+ * (and `ready(i)`), then until `calls` more calls succeeded. Asserts that
+ * calls went on meanwhile.
  */
 export async function rollingRestart(
   servers: Child[],
@@ -221,12 +125,16 @@ export async function rollingRestart(
   load: Load,
   options: RestartOptions,
 ): Promise<void> {
-  const { serve, ready, pause = 3_000 } = options;
+  const { serve, ready, calls = 500 } = options;
   for (let i = 0; i < servers.length; i++) {
     const before = load.succeeded;
     const started = Date.now();
     const status = await servers[i].stop("SIGTERM");
-    assert.equal(status.code, 0, `${servers[i].name} exit code`);
+    assert.equal(
+      status.code,
+      0,
+      `${servers[i].name} exit code${servers[i].killed ? " (killed)" : ""}`,
+    );
     servers[i] = await startServe({ ...serve, port: ports[i] });
     await waitHealthy(ports[i]);
     await ready?.(i);
@@ -235,7 +143,7 @@ export async function rollingRestart(
         `${load.succeeded - before} calls succeeded meanwhile`,
     );
     assert.ok(load.succeeded > before, "calls went on during the restart");
-    await delay(pause);
+    await load.until(load.succeeded + calls);
   }
 }
 
@@ -287,6 +195,15 @@ export class Load {
   /** Calls that succeeded so far. */
   get succeeded(): number {
     return this.#succeeded.length;
+  }
+
+  /** Resolves once `count` calls have succeeded in all (the load is under way). */
+  async until(count: number): Promise<void> {
+    await waitFor(() => this.succeeded >= count || this.#stopped, {
+      what: () =>
+        `${count} successful calls (${this.succeeded} so far, ${this.#failures.length} failed)`,
+      timeout: 30_000,
+    });
   }
 
   async #loop(caller: number): Promise<void> {

@@ -10,6 +10,7 @@ import { TCPClient } from "../mod.ts";
 import { compileArgs, parseCompileArgs, ROOT } from "../scripts/compile.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { within } from "./_helpers.ts";
+import { Child, type Finished, freePort } from "../tools/_process.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).href;
 const FIXTURE = new URL("./fixtures/cli_handlers.ts", import.meta.url).href;
@@ -17,122 +18,14 @@ const HOST = "127.0.0.1";
 /** How `deno run` runs the program: the same permissions `deno task compile` bakes in. */
 const RUN = ["run", "--allow-net", "--allow-read", CLI];
 
-interface Finished {
-  code: number;
-  signal: Deno.Signal | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** A child process whose output is collected as it comes, for `waitFor`. */
-class Proc {
-  readonly child: Deno.ChildProcess;
-  stdout = "";
-  stderr = "";
-  #changed = Promise.withResolvers<void>();
-  readonly #pumps: Promise<unknown>;
-  #status: Deno.CommandStatus | undefined;
-
-  constructor(
-    command: string,
-    args: string[],
-    env?: Record<string, string>,
-    clearEnv = false,
-    cwd = ROOT,
-  ) {
-    this.child = new Deno.Command(command, {
-      args,
-      cwd,
-      env,
-      clearEnv,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.child.status.then((status) => this.#status = status);
-    this.#pumps = Promise.all([
-      this.#pump(this.child.stdout, (text) => this.stdout += text),
-      this.#pump(this.child.stderr, (text) => this.stderr += text),
-    ]);
-  }
-
-  /** `deno run cli.ts ARGS`. */
-  static cli(args: string[]): Proc {
-    return new Proc(Deno.execPath(), [...RUN, ...args]);
-  }
-
-  async #pump(stream: ReadableStream<Uint8Array>, add: (text: string) => void): Promise<void> {
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-      add(text);
-      this.#changed.resolve();
-      this.#changed = Promise.withResolvers<void>();
-    }
-  }
-
-  /** Waits until stdout or stderr matches `pattern`. */
-  async waitFor(
-    pattern: RegExp,
-    stream: "stdout" | "stderr",
-    ms = 15_000,
-  ): Promise<RegExpMatchArray> {
-    const deadline = Date.now() + ms;
-    while (true) {
-      const match = this[stream].match(pattern);
-      if (match) return match;
-      if (this.#status) {
-        throw new Error(
-          `exited (${this.#status.code}) before ${stream} matched ${pattern}\n` +
-            `stdout: ${this.stdout}\nstderr: ${this.stderr}`,
-        );
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new Error(
-          `${stream} did not match ${pattern} within ${ms} ms\n` +
-            `stdout: ${this.stdout}\nstderr: ${this.stderr}`,
-        );
-      }
-      await within(
-        Promise.race([this.#changed.promise, this.child.status]),
-        left,
-        `waiting for ${pattern}`,
-      ).catch(() => {});
-    }
-  }
-
-  /** Waits for the exit (killing the child after `ms`) and returns its output. */
-  async finish(ms = 15_000): Promise<Finished> {
-    let status: Deno.CommandStatus;
-    try {
-      status = await within(this.child.status, ms, "waiting for the exit");
-    } catch (error) {
-      await this.#kill();
-      throw error;
-    }
-    await within(this.#pumps, 5_000, "reading the output");
-    return { code: status.code, signal: status.signal, stdout: this.stdout, stderr: this.stderr };
-  }
-
-  async #kill(): Promise<void> {
-    try {
-      this.child.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-    await this.child.status;
-    await this.#pumps;
-  }
-
-  /** Kills the child if it still runs; always leaves nothing behind. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    if (!this.#status) await this.#kill();
-    else await this.#pumps;
-  }
+/** `deno run cli.ts ARGS`, in the repository. */
+function cli(args: string[]): Child {
+  return new Child(Deno.execPath(), [...RUN, ...args], { cwd: ROOT });
 }
 
 /** Runs `tcpy ARGS` to the end. */
 function tcpy(...args: string[]): Promise<Finished> {
-  const proc = Proc.cli(args);
+  const proc = cli(args);
   return proc.finish().finally(() => proc[Symbol.asyncDispose]());
 }
 
@@ -140,8 +33,8 @@ function tcpy(...args: string[]): Promise<Finished> {
 async function serve(
   module: string,
   args: string[] = [],
-  start: (args: string[]) => Proc = Proc.cli,
-): Promise<{ proc: Proc; port: number }> {
+  start: (args: string[]) => Child = cli,
+): Promise<{ proc: Child; port: number }> {
   const proc = start(["serve", module, "--host", HOST, "--port", "0", ...args]);
   try {
     const match = await proc.waitFor(/tcpy listening on 127\.0\.0\.1:(\d+)/, "stdout", 30_000);
@@ -153,8 +46,8 @@ async function serve(
 }
 
 /** Stops a server with `signal` and checks it exited cleanly. */
-async function stop(proc: Proc, signal: Deno.Signal = "SIGTERM"): Promise<Finished> {
-  proc.child.kill(signal);
+async function stop(proc: Child, signal: Deno.Signal = "SIGTERM"): Promise<Finished> {
+  proc.process.kill(signal);
   const done = await proc.finish();
   assert.equal(done.code, 0, done.stderr);
   assert.match(done.stderr, new RegExp(`${signal} received`));
@@ -165,14 +58,6 @@ async function stop(proc: Proc, signal: Deno.Signal = "SIGTERM"): Promise<Finish
 /** The one line a failed run prints first on stderr. */
 function firstLine(text: string): string {
   return text.split("\n", 1)[0];
-}
-
-/** A port nothing listens on (bound, then released). */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: HOST, port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 // ---------------------------------------------------------------------------
@@ -262,7 +147,7 @@ Deno.test("usage errors: one line, the usage on stderr, exit code 2", async () =
 Deno.test("serve + call: a round trip, and each exit code of call", async () => {
   const { proc, port } = await serve(FIXTURE);
   await using _ = proc;
-  assert.match(proc.stdout, /\(commands: add, echo, divide, boom, slow\)/);
+  assert.match(proc.stdout, /\(commands: add, echo, divide, boom, slow, hold\)/);
   const at = ["--host", HOST, "--port", String(port)];
 
   // 0: success, the result as one line of JSON on stdout.
@@ -375,7 +260,8 @@ Deno.test("serve through `deno task cli` resolves MODULE from the directory it w
   const { proc, port } = await serve(
     "tutorial_server.ts",
     ["--threads", "1"],
-    (args) => new Proc(Deno.execPath(), ["task", "cli", ...args], env, true, examples),
+    (args) =>
+      new Child(Deno.execPath(), ["task", "cli", ...args], { env, clearEnv: true, cwd: examples }),
   );
   await using _ = proc;
   assert.match(proc.stdout, /\(commands: add\)/);
@@ -390,10 +276,10 @@ Deno.test("serve: a module reads the environment variables deno run --allow-env=
     module,
     ["--threads", "1"],
     (args) =>
-      new Proc(
+      new Child(
         Deno.execPath(),
         ["run", "--allow-net", "--allow-read", "--allow-env=TCPY_TEST_GREETING", CLI, ...args],
-        { TCPY_TEST_GREETING: "hello", TCPY_TEST_SECRET: "hidden" },
+        { env: { TCPY_TEST_GREETING: "hello", TCPY_TEST_SECRET: "hidden" }, cwd: ROOT },
       ),
   );
   await using _ = proc;
@@ -468,14 +354,16 @@ Deno.test("serve: SIGTERM during a slow call lets the call finish, then exits 0"
   const { proc, port } = await serve(FIXTURE);
   await using _ = proc;
   await using client = new TCPClient({ host: HOST, port });
-  const call = client.call("slow", { ms: 1500 });
-  // The handler says "started" once it runs: the call is in flight.
-  assert.equal(await within(call.recv(), 10_000, "the slow call to start"), "started");
-  proc.child.kill("SIGTERM");
+  const call = client.call("hold");
+  // The handler says "started" once it runs: the call is in flight, and it
+  // ends only when told, so it is still in flight during the shutdown.
+  assert.equal(await within(call.recv(), 10_000, "the held call to start"), "started");
+  proc.process.kill("SIGTERM");
   await proc.waitFor(/SIGTERM received/, "stderr");
-  assert.deepEqual(await within(call.result, 10_000, "the slow call"), {
+  await call.send("go on");
+  assert.deepEqual(await within(call.result, 10_000, "the held call"), {
     success: true,
-    slept: 1500,
+    heard: "go on",
   });
   const done = await proc.finish();
   assert.equal(done.code, 0, done.stderr);
@@ -486,12 +374,12 @@ Deno.test("serve: a second signal exits at once without waiting for calls", asyn
   const { proc, port } = await serve(FIXTURE);
   await using _ = proc;
   await using client = new TCPClient({ host: HOST, port });
-  const call = client.call("slow", { ms: 20_000 });
+  const call = client.call("hold");
   const result = call.result.catch((error) => error);
-  assert.equal(await within(call.recv(), 10_000, "the slow call to start"), "started");
-  proc.child.kill("SIGTERM");
+  assert.equal(await within(call.recv(), 10_000, "the held call to start"), "started");
+  proc.process.kill("SIGTERM");
   await proc.waitFor(/SIGTERM received/, "stderr");
-  proc.child.kill("SIGTERM");
+  proc.process.kill("SIGTERM");
   const done = await proc.finish(5_000);
   assert.equal(done.code, 143);
   assert.match(done.stderr, /SIGTERM again/);
@@ -515,7 +403,7 @@ async function deno(args: string[], denort: string | null): Promise<Finished> {
   if (denort === null) delete env.DENORT_BIN;
   else env.DENORT_BIN = denort;
   env.NO_COLOR = "1";
-  const proc = new Proc(Deno.execPath(), args, env, true);
+  const proc = new Child(Deno.execPath(), args, { env, clearEnv: true, cwd: ROOT });
   await using _ = proc;
   return await proc.finish(180_000);
 }
@@ -692,7 +580,7 @@ Deno.test({
       assert.equal(built.code, 0, text);
       const binary = `${dir}/tcpy`;
 
-      const version = new Proc(binary, ["--version"]);
+      const version = new Child(binary, ["--version"], { cwd: ROOT });
       await using _v = version;
       assert.equal((await version.finish()).stdout, `tcpy ${denoJson.version}\n`);
 
@@ -701,10 +589,10 @@ Deno.test({
       const { proc, port } = await serve(
         "examples/tutorial_server.ts",
         [],
-        (args) => new Proc(binary, args),
+        (args) => new Child(binary, args, { cwd: ROOT }),
       );
       await using _ = proc;
-      const call = new Proc(binary, [
+      const call = new Child(binary, [
         "call",
         "add",
         "x=1",
@@ -713,7 +601,7 @@ Deno.test({
         HOST,
         "--port",
         String(port),
-      ]);
+      ], { cwd: ROOT });
       await using _c = call;
       const done = await call.finish();
       assert.equal(done.code, 0, done.stderr);

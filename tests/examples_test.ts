@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { CallTimeoutError, UnknownCommandError } from "../mod.ts";
 import { startTestServer, testHandler } from "../testing.ts";
+import { Child } from "../tools/_process.ts";
 import { ChatHandler, commands as chatCommands, converse } from "../examples/chat.ts";
 import { AdditionHandler, server as tutorial } from "../examples/tutorial_server.ts";
 import { measure, PrimeCount } from "../examples/cpu_bound.ts";
@@ -60,39 +61,26 @@ Deno.test({
   name: "the tutorial server on localhost:7272 answers the tutorial client",
   ignore: !tutorialPortFree,
   fn: async (t) => {
-    const server = deno([
+    await using server = new Child(Deno.execPath(), [
       "run",
       "--allow-net=127.0.0.1,localhost",
       "--allow-read",
       "examples/tutorial_server.ts",
-    ])
-      .spawn();
-    const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    try {
-      let seen = "";
-      while (!seen.includes("\n")) {
-        const { value, done } = await lines.read();
-        if (done) break;
-        seen += value;
-      }
-      assert.match(seen, /^tcpy listening on 127\.0\.0\.1:7272\n/);
-      await t.step("the client prints the solution", async () => {
-        const client = await deno([
-          "run",
-          "--allow-net=127.0.0.1,localhost",
-          "examples/tutorial_client.ts",
-        ])
-          .output();
-        assert.equal(client.code, 0, dec.decode(client.stderr));
-        assert.equal(dec.decode(client.stdout).trim(), "{ success: true, solution: 3 }");
-      });
-    } finally {
-      server.kill("SIGINT");
-      const status = await server.status;
-      await lines.cancel();
-      await server.stderr.cancel();
-      assert.equal(status.code, 0, "SIGINT stops the tutorial server gracefully");
-    }
+    ], { cwd: ROOT });
+    const [first] = await server.waitFor(/^.*\n/);
+    assert.equal(first, "tcpy listening on 127.0.0.1:7272\n");
+    await t.step("the client prints the solution", async () => {
+      const client = await deno([
+        "run",
+        "--allow-net=127.0.0.1,localhost",
+        "examples/tutorial_client.ts",
+      ])
+        .output();
+      assert.equal(client.code, 0, dec.decode(client.stderr));
+      assert.equal(dec.decode(client.stdout).trim(), "{ success: true, solution: 3 }");
+    });
+    const done = await server.stop("SIGINT");
+    assert.equal(done.code, 0, "SIGINT stops the tutorial server gracefully");
   },
 });
 

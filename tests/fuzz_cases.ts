@@ -15,6 +15,7 @@
  * (`crash`, `quit`), and keeps every `sleep` short, so no call outlives the
  * run (an inline handler cannot be stopped).
  */
+import { delay } from "../tools/_process.ts";
 
 /** A small, fast, seedable PRNG (mulberry32). */
 export class Rng {
@@ -920,10 +921,6 @@ export function emptyStats(): FuzzStats {
   };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 function preview(bytes: Uint8Array): string {
   const text = JSON.stringify(new TextDecoder("latin1").decode(bytes.subarray(0, 400)));
   return bytes.length > 400 ? `${text}... (${bytes.length} bytes)` : text;
@@ -1010,7 +1007,7 @@ export async function runCase(port: number, c: FuzzCase, seed: number, stats: Fu
       let written = 0;
       while (written < chunk.length) written += await conn.write(chunk.subarray(written));
       stats.bytesSent += chunk.length;
-      if (c.delays[i] > 0) await sleep(c.delays[i]);
+      if (c.delays[i] > 0) await delay(c.delays[i]);
     }
   } catch (error) {
     writeFailed = true;
@@ -1043,7 +1040,7 @@ export async function runCase(port: number, c: FuzzCase, seed: number, stats: Fu
       result = first;
     }
   } else {
-    if (c.ending === "midcall") await sleep(c.index % 20);
+    if (c.ending === "midcall") await delay(c.index % 20);
     clientClosed = true;
     closeConn();
     result = await reading;

@@ -7,8 +7,8 @@
  * with `FUZZ_ONLY=<index>`). `deno task fuzz` runs the same generator longer.
  */
 import assert from "node:assert/strict";
-import { TCPClient } from "../mod.ts";
-import { delay, startServer } from "./_helpers.ts";
+import { startFixtures, waitFor } from "./_helpers.ts";
+import { sleepsRunning } from "./fixtures/handlers.ts";
 import { onlyFromEnv, runFuzz, seedFromEnv, summary } from "./fuzz_cases.ts";
 
 const LIMIT = 4096;
@@ -19,9 +19,10 @@ const only = onlyFromEnv();
 for (const { name, threads } of [{ name: "inline", threads: 0 }, { name: "pool", threads: 2 }]) {
   Deno.test(`fuzz (${name}): hostile input gets JSON-RPC replies or a clean close`, async () => {
     console.log(`fuzz seed ${seed} (replay with FUZZ_SEED=${seed})`);
-    await using server = await startServer({ threads, maxMessageBytes: LIMIT });
+    await using t = await startFixtures({ threads, maxMessageBytes: LIMIT });
+    const { server } = t;
     const stats = await runFuzz({
-      port: server.port,
+      port: t.port,
       seed,
       cases: CASES,
       limit: LIMIT,
@@ -33,21 +34,19 @@ for (const { name, threads } of [{ name: "inline", threads: 0 }, { name: "pool",
     assert.deepEqual(stats.violations, [], stats.violations.join("\n"));
 
     // Every fuzz connection is gone once its client left.
-    const deadline = Date.now() + 5_000;
-    while (server.connections > 0 && Date.now() < deadline) await delay(20);
-    assert.equal(server.connections, 0, "connections left open after the fuzz");
+    await waitFor(() => server.connections === 0, {
+      what: () => `the fuzz connections to close (${server.connections} open)`,
+    });
     assert.equal(server.inFlight, 0);
 
     // And the server still listens and answers a well-behaved client.
     assert.equal(server.listening, true);
-    {
-      await using client = new TCPClient({ port: server.port, timeout: 5_000 });
-      assert.deepEqual(await client.execute("add", { x: 20, y: 22 }), {
-        success: true,
-        solution: 42,
-      });
-    }
-    // Inline `sleep` calls of clients that left keep their timer until it fires.
-    await delay(1_100);
+    assert.deepEqual(await t.client({ timeout: 5_000 }).execute("add", { x: 20, y: 22 }), {
+      success: true,
+      solution: 42,
+    });
+    // Inline `sleep` notifications of clients that left run on (a call's
+    // sleep stops when its client leaves): let their timers end.
+    await waitFor(() => sleepsRunning() === 0, { what: "the inline sleeps to end" });
   });
 }

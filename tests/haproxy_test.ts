@@ -24,7 +24,7 @@
 import assert from "node:assert/strict";
 import { TCPClusterClient } from "../cluster.ts";
 import type { commands } from "./fixtures/cluster_handlers.ts";
-import { delay, within } from "./_helpers.ts";
+import { waitFor, within } from "./_helpers.ts";
 import {
   assertNothingLost,
   Child,
@@ -136,20 +136,24 @@ async function serverStatus(api: number): Promise<Map<string, string>> {
 
 /** Resolves once HAProxy reports each of `names` UP. */
 async function waitUp(api: number, names: string[], ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (true) {
-    let status = new Map<string, string>();
+  let status = new Map<string, string>();
+  await waitFor(async () => {
     try {
       status = await serverStatus(api);
-      if (names.every((name) => status.get(name) === "UP")) return;
     } catch {
-      // The socket is not there yet.
+      return false; // The socket is not there yet.
     }
-    if (Date.now() > deadline) {
-      throw new Error(`HAProxy does not see ${names} UP: ${JSON.stringify([...status])}`);
-    }
-    await delay(100);
-  }
+    return names.every((name) => status.get(name) === "UP");
+  }, {
+    what: () => `HAProxy to see ${names} UP (last seen: ${JSON.stringify([...status])})`,
+    timeout: ms,
+    interval: 100,
+  });
+}
+
+/** What a child printed, line by line (stdout, then stderr). */
+function output(child: Child): string[] {
+  return `${child.stdout}${child.stderr}`.split("\n");
 }
 
 Deno.test({
@@ -167,7 +171,7 @@ Deno.test({
       onRetry: Load.onRetry(() => load),
     });
     load = new Load(cluster, CALLERS);
-    await delay(1_500);
+    await load.until(500);
     await rollingRestart(servers, ports, load, { serve: { runs } });
     const report = await load.stop();
     // Their `ran` lines are all read once they have exited.
@@ -202,7 +206,7 @@ Deno.test({
 
     const servers = await Promise.all(ports.map((port) => startServe({ port, runs })));
     // -db: foreground, no daemon; killed in `finally` if anything fails.
-    proxy = new Child("haproxy", haproxy, ["-db", "-f", configPath]);
+    proxy = new Child(haproxy, ["-db", "-f", configPath], { name: "haproxy" });
     const names = ports.map((_, i) => `s${i + 1}`);
     await within(waitUp(api, names), 20_000, "HAProxy to see every server UP");
     await waitHealthy(front);
@@ -214,7 +218,7 @@ Deno.test({
       onRetry: Load.onRetry(() => load),
     });
     load = new Load(cluster, CALLERS);
-    await delay(1_500);
+    await load.until(500);
     await rollingRestart(servers, ports, load, {
       serve: { runs },
       ready: (i) => waitUp(api, [names[i]]),
@@ -223,12 +227,12 @@ Deno.test({
     await cluster.close();
     for (const server of servers) assert.equal((await server.stop()).code, 0);
     await proxy.stop("SIGTERM");
-    const transitions = proxy.output.filter((line) => /Server tcpy\/s\d is (UP|DOWN)/.test(line));
+    const transitions = output(proxy).filter((line) => /Server tcpy\/s\d is (UP|DOWN)/.test(line));
     console.log(`  HAProxy saw ${transitions.length} server state changes`);
     assertNothingLost("through HAProxy, 1 endpoint x 4 connections", report, runs);
     for (const port of ports) assert.ok((runs.byPort.get(port) ?? 0) > 0, `no call ran on ${port}`);
   } catch (error) {
-    if (proxy) console.log(`HAProxy output:\n${proxy.output.slice(-30).join("\n")}`);
+    if (proxy) console.log(`HAProxy output:\n${output(proxy).slice(-30).join("\n")}`);
     throw error;
   } finally {
     await killAll();

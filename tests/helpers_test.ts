@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { fakeServer, RawClient } from "./_helpers.ts";
+import { fakeServer, RawClient, waitFor } from "./_helpers.ts";
+import { Child } from "../tools/_process.ts";
 
 // The helpers' own checks: an assertion built on them is only as good as these.
 
@@ -15,7 +16,8 @@ Deno.test("RawClient.read fails at its deadline when the server stays silent", a
     const started = Date.now();
     await assert.rejects(raw.read(200), /no line within 200 ms/);
     const waited = Date.now() - started;
-    assert.ok(waited >= 150 && waited < 2000, `gave up after ${waited} ms`);
+    // At its own deadline, not the default one of 5 s.
+    assert.ok(waited >= 150 && waited < 4000, `gave up after ${waited} ms`);
   } finally {
     raw.close();
   }
@@ -57,4 +59,45 @@ Deno.test("RawClient.closedByPeer is true after read saw the end of the stream",
   } finally {
     raw.close();
   }
+});
+
+Deno.test("waitFor resolves with the first truthy value, and names what it waited for when it gives up", async () => {
+  let polls = 0;
+  assert.equal(
+    await waitFor(() => ++polls >= 3 && "ready", { what: "three polls", interval: 1 }),
+    "ready",
+  );
+  assert.equal(polls, 3);
+  let seen = 0;
+  await assert.rejects(
+    waitFor(() => (seen++, false), { what: () => `never (polled ${seen}x)`, timeout: 50 }),
+    (error: Error) =>
+      /^Timed out after 50 ms waiting for never \(polled \d+x\)$/.test(error.message),
+  );
+  await assert.rejects(
+    waitFor(() => Promise.reject(new Error("broken probe")), { what: "anything" }),
+    /broken probe/,
+  );
+});
+
+Deno.test("Child.waitFor fails with the output when the process exits before the pattern shows", async () => {
+  await using child = new Child("sh", ["-c", "echo partial; echo oops >&2; exit 3"]);
+  await assert.rejects(child.waitFor(/never/), (error: Error) => {
+    assert.match(error.message, /^sh exited \(3\) before its stdout matched \/never\//);
+    assert.match(error.message, /stdout: partial\n/);
+    assert.match(error.message, /stderr: oops\n/);
+    return true;
+  });
+  assert.deepEqual((await child.finish()).code, 3);
+});
+
+Deno.test("Child.stop kills a child that ignores the signal, once its time is up", async () => {
+  await using child = new Child("sh", [
+    "-c",
+    'trap "" TERM; echo trapped; while :; do sleep 0.05; done',
+  ]);
+  await child.waitFor(/trapped/);
+  const status = await child.stop("SIGTERM", 200);
+  assert.equal(child.killed, true);
+  assert.equal(status.signal, "SIGKILL");
 });

@@ -3,30 +3,21 @@
  * SO_REUSEPORT. Needs `--unstable-net`, so the server runs as a subprocess.
  */
 import assert from "node:assert/strict";
-import { TCPClient } from "../mod.ts";
+import { ShuttingDownError, TCPClient } from "../mod.ts";
+import { Child, waitFor } from "../tools/_process.ts";
 
 const SERVER = new URL("./fixtures/io_server.ts", import.meta.url);
 
-async function startIoServer() {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--unstable-net", "--allow-net=127.0.0.1", "--allow-read", SERVER.pathname],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  while (!seen.includes("\n")) {
-    const { value, done } = await lines.read();
-    if (done) throw new Error(`server exited before listening: ${seen}`);
-    seen += value;
-  }
-  const match = seen.match(/^PORT (\d+) IO (\d+)/);
-  assert.ok(match, `unexpected first line: ${seen}`);
-  return { child, lines, port: Number(match[1]), io: Number(match[2]) };
-}
-
 Deno.test("I/O threads share one port: connections spread over them, pooled calls reach the pool, close drains", async () => {
-  const { child, lines, port, io } = await startIoServer();
+  await using server = new Child(Deno.execPath(), [
+    "run",
+    "--unstable-net",
+    "--allow-net=127.0.0.1",
+    "--allow-read",
+    SERVER.pathname,
+  ], { name: "io_server.ts" });
+  const match = await server.waitFor(/^PORT (\d+) IO (\d+)\n/);
+  const [port, io] = [Number(match[1]), Number(match[2])];
   const clients: TCPClient[] = [];
   try {
     assert.equal(io, 2);
@@ -51,26 +42,22 @@ Deno.test("I/O threads share one port: connections spread over them, pooled call
       Array.from({ length: 400 }, (_, i) => clients[i % 16].execute("add", { x: i, y: 1 })),
     );
     sums.forEach((r, i) => assert.deepEqual(r, { success: true, solution: i + 1 }));
-    // A call in flight during close() still gets its answer.
-    const slow = clients[1].execute("sleep", { ms: 300 });
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    child.kill("SIGTERM");
-    assert.deepEqual(await slow, { success: true, slept: 300 });
+    // A call in flight during close() still gets its answer: a conversation
+    // that waits for its client, answered once the connection drains.
+    const held = clients[1].call("greet");
+    assert.deepEqual(await held.recv(), { question: "name?" });
+    server.process.kill("SIGTERM");
+    await waitFor(
+      () =>
+        clients[1].execute("tcpy.ping").then(() => false, (e) => e instanceof ShuttingDownError),
+      { what: "the connection to drain (tcpy.ping refused)" },
+    );
+    await held.send({ name: "Bo" });
+    assert.deepEqual(await held.result, { success: true, text: "Hello, Bo" });
   } finally {
     for (const c of clients) await c.disconnect();
-    try {
-      child.kill("SIGTERM"); // again, if an assertion failed before
-    } catch {
-      // Already exited.
-    }
-    let rest = "";
-    while (true) {
-      const { value, done } = await lines.read();
-      if (done) break;
-      rest += value;
-    }
-    const status = await child.status;
-    assert.match(rest, /CLOSED/);
-    assert.equal(status.code, 0);
   }
+  const done = await server.stop("SIGTERM"); // again, if it still runs
+  assert.match(server.stdout, /CLOSED/);
+  assert.equal(done.code, 0);
 });

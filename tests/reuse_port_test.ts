@@ -9,7 +9,6 @@ import assert from "node:assert/strict";
 import { TCPClient } from "../mod.ts";
 import { TCPClusterClient } from "../cluster.ts";
 import type { commands } from "./fixtures/cluster_handlers.ts";
-import { delay } from "./_helpers.ts";
 import {
   assertNothingLost,
   freePort,
@@ -49,10 +48,10 @@ Deno.test({
       onRetry: Load.onRetry(() => load),
     });
     load = new Load(cluster, 4);
-    await delay(500);
+    await load.until(200);
     await rollingRestart(servers, [port, port], load, {
       serve: { runs, reusePort: true },
-      pause: 1_000,
+      calls: 200,
     });
     const report = await load.stop();
     await cluster.close();

@@ -13,7 +13,7 @@ import {
   WorkerCrashedError,
 } from "../mod.ts";
 import { AdditionHandler } from "../examples/tutorial_server.ts";
-import { delay, FIXTURES, RawClient, startServer } from "./_helpers.ts";
+import { FIXTURES, RawClient, startFixtures, waitFor } from "./_helpers.ts";
 
 const MODES = [{ name: "pool", threads: 2 }, { name: "inline", threads: 0 }] as const;
 
@@ -34,8 +34,8 @@ for (const { name, threads } of MODES) {
   });
 
   Deno.test(`TCPServer (${name}) matches 500 concurrent calls on one connection by id`, async () => {
-    await using server = await startServer({ threads });
-    await using client = new TCPClient({ port: server.port });
+    await using t = await startFixtures({ threads });
+    const client = t.client();
     const calls = Array.from(
       { length: 500 },
       (_, i) =>
@@ -51,8 +51,8 @@ for (const { name, threads } of MODES) {
   });
 
   Deno.test(`TCPServer (${name}) holds two conversations on one connection at once`, async () => {
-    await using server = await startServer({ threads });
-    await using client = new TCPClient({ port: server.port });
+    await using t = await startFixtures({ threads });
+    const client = t.client();
     const greet = client.call("greet", { greeting: "Hi" });
     const sum = client.call("sum");
     assert.deepEqual(await greet.recv(), { question: "name?" });
@@ -67,8 +67,8 @@ for (const { name, threads } of MODES) {
   });
 
   Deno.test(`TCPServer (${name}) converses through the client's raw send/recv`, async () => {
-    await using server = await startServer({ threads });
-    await using client = new TCPClient({ port: server.port });
+    await using t = await startFixtures({ threads });
+    const client = t.client();
     const result = client.execute("greet");
     assert.deepEqual(await client.recv(), { question: "name?" });
     await client.send({ name: "Grace" });
@@ -77,8 +77,8 @@ for (const { name, threads } of MODES) {
   });
 
   Deno.test(`TCPServer (${name}) answers an unknown command with -32601 and keeps the connection`, async () => {
-    await using server = await startServer({ threads });
-    await using client = new TCPClient({ port: server.port });
+    await using t = await startFixtures({ threads });
+    const client = t.client();
     for (const command of ["nope", "constructor", "toString", "__proto__", "hasOwnProperty"]) {
       await assert.rejects(
         client.execute(command),
@@ -90,8 +90,8 @@ for (const { name, threads } of MODES) {
   });
 
   Deno.test(`TCPServer (${name}) answers a malformed line with -32700 and keeps the connection`, async () => {
-    await using server = await startServer({ threads });
-    const raw = await RawClient.connect(server.port);
+    await using t = await startFixtures({ threads });
+    const raw = await RawClient.connect(t.port);
     try {
       await raw.write('{"jsonrpc":"2.0","id":1,"method":"add",\n');
       const parse = await raw.read() as { id: null; error: { code: number; message: string } };
@@ -121,8 +121,8 @@ for (const { name, threads } of MODES) {
   });
 
   Deno.test(`TCPServer (${name}) turns a throwing handler into HandlerFailedError and goes on`, async () => {
-    await using server = await startServer({ threads });
-    await using client = new TCPClient({ port: server.port });
+    await using t = await startFixtures({ threads });
+    const client = t.client();
     const results = await Promise.allSettled([
       client.execute("boom"),
       client.execute("reject"),
@@ -140,15 +140,15 @@ for (const { name, threads } of MODES) {
   });
 
   Deno.test(`TCPServer (${name}) returns a handler's error() dictionary to TCPClient`, async () => {
-    await using server = await startServer({ threads });
-    await using client = new TCPClient({ port: server.port });
+    await using t = await startFixtures({ threads });
+    const client = t.client();
     assert.deepEqual(await client.execute("refuse", { reason: "closed" }), {
       error: true,
       message: "refused",
       reason: "closed",
     });
     // Other JSON-RPC clients see a JSON-RPC error with the dictionary as data.
-    const raw = await RawClient.connect(server.port);
+    const raw = await RawClient.connect(t.port);
     try {
       await raw.write('{"jsonrpc":"2.0","id":"r","method":"refuse","params":{"reason":"x"}}\n');
       assert.deepEqual(await raw.read(), {
@@ -170,11 +170,11 @@ for (const { name, threads } of MODES) {
   });
 
   Deno.test(`TCPServer (${name}) refuses bad params with -32602`, async () => {
-    await using server = await startServer({ threads });
-    await using client = new TCPClient({ port: server.port });
+    await using t = await startFixtures({ threads });
+    const client = t.client();
     await assert.rejects(client.execute("strict", { n: "two" }), InvalidParamsError);
     assert.deepEqual(await client.execute("strict", { n: 3 }), { success: true, square: 9 });
-    const raw = await RawClient.connect(server.port);
+    const raw = await RawClient.connect(t.port);
     try {
       await raw.write('{"jsonrpc":"2.0","id":1,"method":"add","params":[1,2]}\n');
       assert.equal((await raw.read() as { error: { code: number } }).error.code, -32602);
@@ -184,8 +184,8 @@ for (const { name, threads } of MODES) {
   });
 
   Deno.test(`TCPServer (${name}) answers batches with one array and runs notifications silently`, async () => {
-    await using server = await startServer({ threads: name === "pool" ? 1 : 0 });
-    const raw = await RawClient.connect(server.port);
+    await using t = await startFixtures({ threads: name === "pool" ? 1 : 0 });
+    const raw = await RawClient.connect(t.port);
     try {
       await raw.write(
         JSON.stringify([
@@ -226,8 +226,8 @@ for (const { name, threads } of MODES) {
   });
 
   Deno.test(`TCPServer (${name}) refuses a second call with an id still in flight`, async () => {
-    await using server = await startServer({ threads });
-    const raw = await RawClient.connect(server.port);
+    await using t = await startFixtures({ threads });
+    const raw = await RawClient.connect(t.port);
     try {
       await raw.write('{"jsonrpc":"2.0","id":5,"method":"sleep","params":{"ms":100}}\n');
       await raw.write('{"jsonrpc":"2.0","id":5,"method":"add","params":{"x":1,"y":1}}\n');
@@ -241,8 +241,8 @@ for (const { name, threads } of MODES) {
   });
 
   Deno.test(`TCPServer (${name}) keeps params' __proto__ keys from changing any prototype`, async () => {
-    await using server = await startServer({ threads });
-    const raw = await RawClient.connect(server.port);
+    await using t = await startFixtures({ threads });
+    const raw = await RawClient.connect(t.port);
     try {
       await raw.write(
         '{"jsonrpc":"2.0","id":1,"method":"merge","params":{"__proto__":{"polluted":1},' +
@@ -262,8 +262,8 @@ for (const { name, threads } of MODES) {
   });
 
   Deno.test(`TCPServer (${name}) answers requests sent before the client half-closes`, async () => {
-    await using server = await startServer({ threads });
-    const raw = await RawClient.connect(server.port);
+    await using t = await startFixtures({ threads });
+    const raw = await RawClient.connect(t.port);
     try {
       await raw.write('{"jsonrpc":"2.0","id":1,"method":"sleep","params":{"ms":50}}\n');
       await raw.write('{"jsonrpc":"2.0","id":2,"method":"add","params":{"x":1,"y":2}}'); // no \n, like nc + Ctrl-D
@@ -278,9 +278,9 @@ for (const { name, threads } of MODES) {
   });
 
   Deno.test(`TCPServer (${name}) rejects an oversized message with -32003, then closes`, async () => {
-    await using server = await startServer({ threads, maxMessageBytes: 1024 });
-    const raw = await RawClient.connect(server.port);
-    const other = new TCPClient({ port: server.port });
+    await using t = await startFixtures({ threads, maxMessageBytes: 1024 });
+    const raw = await RawClient.connect(t.port);
+    const other = t.client();
     try {
       await raw.write(
         '{"jsonrpc":"2.0","id":1,"method":"echo","params":{"pad":"' + "x".repeat(4096),
@@ -292,52 +292,51 @@ for (const { name, threads } of MODES) {
       assert.deepEqual(await other.execute("add", { x: 1, y: 1 }), { success: true, solution: 2 });
     } finally {
       raw.close();
-      await other.disconnect();
     }
   });
 
   Deno.test(`TCPServer (${name}) keeps serving others when a client vanishes mid-conversation`, async () => {
-    await using server = await startServer({ threads });
-    const leaver = new TCPClient({ port: server.port });
+    await using t = await startFixtures({ threads });
+    const leaver = t.client();
     const call = leaver.call("greet");
     assert.deepEqual(await call.recv(), { question: "name?" });
     await leaver.disconnect();
     await assert.rejects(call.result);
-    await using stayer = new TCPClient({ port: server.port });
+    const stayer = t.client();
     assert.deepEqual(await stayer.execute("add", { x: 4, y: 5 }), { success: true, solution: 9 });
   });
 
   Deno.test(`TCPServer (${name}) lets a call in flight finish during close()`, async () => {
-    const server = await startServer({ threads });
-    const client = new TCPClient({ port: server.port });
+    await using t = await startFixtures({ threads });
+    const { server } = t;
+    const client = t.client();
     const slow = client.execute("sleep", { ms: 200, value: "done" });
-    await delay(50);
+    await waitFor(() => server.inFlight === 1, { what: "the sleep call to be in flight" });
     const closing = server.close();
     assert.deepEqual(await slow, { success: true, slept: 200, value: "done" });
     await closing;
     assert.equal(server.listening, false);
-    await client.disconnect();
-    await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: server.port }));
+    await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: t.port }));
   });
 }
 
 Deno.test("TCPServer runs handlers in its workers, and inline classes on the main thread", async () => {
-  await using pooled = await startServer({ threads: 2 });
-  await using client = new TCPClient({ port: pooled.port });
+  await using pooled = await startFixtures({ threads: 2 });
+  const client = pooled.client();
   const threads = new Set<string>();
   const results = await Promise.all(Array.from({ length: 40 }, () => client.execute("where")));
   for (const result of results) threads.add((result as { thread: string }).thread);
   for (const thread of threads) assert.match(thread, /^tcpy-worker-[01]$/);
   assert.deepEqual(await client.execute("whereInline"), { thread: "main" });
 
-  await using inline = await startServer({ threads: 0 });
-  await using other = new TCPClient({ port: inline.port });
+  await using inline = await startFixtures({ threads: 0 });
+  const other = inline.client();
   assert.deepEqual(await other.execute("where"), { thread: "main" });
 });
 
 Deno.test("TCPServer fails only the calls of a worker that dies, and replaces it", async () => {
-  await using server = await startServer({ threads: 2 });
-  await using client = new TCPClient({ port: server.port });
+  await using t = await startFixtures({ threads: 2 });
+  const client = t.client();
   for (const killer of ["crash", "quit"]) {
     const doomed = client.execute(killer);
     const bystanders = Array.from({ length: 20 }, (_, i) => client.execute("add", { x: i, y: i }));
@@ -356,12 +355,11 @@ Deno.test("TCPServer fails only the calls of a worker that dies, and replaces it
     }
     // The replacement takes calls once it has loaded: both workers answer again.
     const names = new Set<string>();
-    for (let round = 0; round < 100 && names.size < 2; round++) {
+    await waitFor(async () => {
       const after = await Promise.all(Array.from({ length: 20 }, () => client.execute("where")));
       for (const r of after) names.add((r as { thread: string }).thread);
-      if (names.size < 2) await delay(20);
-    }
-    assert.equal(names.size, 2, [...names].join());
+      return names.size === 2;
+    }, { what: () => `both workers to answer (seen: ${[...names]})`, interval: 20 });
   }
 });
 
@@ -395,7 +393,7 @@ Deno.test("TCPServer refuses bad options and bad command maps with clear errors"
 });
 
 Deno.test("TCPServer.listen reports a port already in use", async () => {
-  await using first = await startServer({ threads: 0 });
+  await using first = await startFixtures({ threads: 0 });
   const second = new TCPServer({ host: "127.0.0.1", port: first.port, threads: 0, onListen() {} });
   await assert.rejects(second.listen(), Deno.errors.AddrInUse);
 });
@@ -414,13 +412,15 @@ Deno.test("TCPServer logs where it listens by default", async () => {
 });
 
 Deno.test("TCPServer answers tcpy.ping itself, and refuses it while shutting down", async () => {
-  const server = await startServer({ threads: 1 });
-  const raw = await RawClient.connect(server.port);
+  // A short linger: close() need not wait long for this client to hang up.
+  await using t = await startFixtures({ threads: 1, linger: 50 });
+  const { server } = t;
+  const raw = await RawClient.connect(t.port);
   try {
     await raw.write('{"jsonrpc":"2.0","id":"hc","method":"tcpy.ping"}\n');
     assert.deepEqual(await raw.read(), { jsonrpc: "2.0", id: "hc", result: { pong: true } });
     await raw.write('{"jsonrpc":"2.0","id":1,"method":"sleep","params":{"ms":150}}\n');
-    await delay(30);
+    await waitFor(() => server.inFlight === 1, { what: "the sleep call to be in flight" });
     const closing = server.close();
     await raw.write('{"jsonrpc":"2.0","id":"hc2","method":"tcpy.ping"}\n');
     assert.deepEqual(await raw.read(), {
@@ -437,16 +437,17 @@ Deno.test("TCPServer answers tcpy.ping itself, and refuses it while shutting dow
     await closing;
   } finally {
     raw.close();
-    await server.close();
   }
 });
 
 Deno.test("a draining server says tcpy.bye, so the client knows unanswered calls never ran", async () => {
-  const server = await startServer({ threads: 0 });
-  const raw = await RawClient.connect(server.port);
+  // A short linger: after the bye, the server need not wait long for this client to hang up.
+  await using t = await startFixtures({ threads: 0, linger: 50 });
+  const { server } = t;
+  const raw = await RawClient.connect(t.port);
   try {
     await raw.write('{"jsonrpc":"2.0","id":1,"method":"sleep","params":{"ms":100}}\n');
-    await delay(20);
+    await waitFor(() => server.inFlight === 1, { what: "the sleep call to be in flight" });
     const closing = server.close();
     assert.equal((await raw.read() as { id: number }).id, 1);
     assert.deepEqual(await raw.read(), { jsonrpc: "2.0", method: "tcpy.bye" });
@@ -458,8 +459,8 @@ Deno.test("a draining server says tcpy.bye, so the client knows unanswered calls
 });
 
 Deno.test("TCPServer answers a misspelt command with -32601 and the command it probably meant", async () => {
-  await using server = await startServer({ threads: 0 });
-  const raw = await RawClient.connect(server.port);
+  await using t = await startFixtures({ threads: 0 });
+  const raw = await RawClient.connect(t.port);
   try {
     await raw.write('{"jsonrpc":"2.0","id":1,"method":"ad","params":{}}\n');
     assert.deepEqual(await raw.read(), {
@@ -479,7 +480,7 @@ Deno.test("TCPServer answers a misspelt command with -32601 and the command it p
 });
 
 Deno.test("TCPServer names the address when the port is taken", async () => {
-  await using first = await startServer({ threads: 0 });
+  await using first = await startFixtures({ threads: 0 });
   const second = new TCPServer({ host: "127.0.0.1", port: first.port, threads: 0, onListen() {} });
   await assert.rejects(
     second.listen(),

@@ -6,9 +6,10 @@
 import assert from "node:assert/strict";
 import { TCPClient } from "../mod.ts";
 import type { CallArgs, ParamsOf, ResultOf } from "../mod.ts";
-import type { commands } from "./fixtures/handlers.ts";
+import { startTestServer } from "../testing.ts";
+import { commands } from "./fixtures/handlers.ts";
 import type { Add, Greet } from "./fixtures/handlers.ts";
-import { startServer } from "./_helpers.ts";
+import { startFixtures } from "./_helpers.ts";
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true
   : false;
@@ -20,8 +21,10 @@ expectType<Equal<ParamsOf<typeof Greet>, { greeting?: string }>>();
 expectType<Equal<CallArgs<typeof Add>[0], { x: number; y: number }>>();
 
 Deno.test("typed commands: names, params and results are checked at compile time", async () => {
-  await using server = await startServer({ threads: 0 });
-  await using client = new TCPClient<typeof commands>({ port: server.port });
+  // The public test server types its clients by the command map.
+  await using t = await startTestServer({ commands, threads: 0 });
+  const client = t.client();
+  expectType<Equal<typeof client, TCPClient<typeof commands>>>();
 
   const sum = await client.execute("add", { x: 1, y: 2 });
   expectType<Equal<typeof sum.solution, number>>();
@@ -48,8 +51,8 @@ Deno.test("typed commands: names, params and results are checked at compile time
 });
 
 Deno.test("untyped clients accept any command and params, with unknown results", async () => {
-  await using server = await startServer({ threads: 0 });
-  await using client = new TCPClient({ port: server.port });
+  await using t = await startFixtures({ threads: 0 });
+  await using client = new TCPClient({ port: t.port });
   const result = await client.execute("add", { x: 1, y: 2 });
   expectType<Equal<typeof result, unknown>>();
   assert.deepEqual(result, { success: true, solution: 3 });

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { WorkerCrashedError } from "../mod.ts";
 import { startTestServer } from "../testing.ts";
+import { waitFor } from "./_helpers.ts";
 import { commands } from "./fixtures/fault_handlers.ts";
 
 const FAULTS = new URL("./fixtures/fault_handlers.ts", import.meta.url);
@@ -12,17 +13,14 @@ Deno.test("a handler that calls Deno.exit() in a worker fails only its call; a n
   await assert.rejects(client.execute("exit"), WorkerCrashedError);
   // Calls made while the replacement starts may be refused with -32004 too;
   // once it is up, the server answers from a worker again.
-  const deadline = Date.now() + 5_000;
-  let reply: unknown;
-  while (Date.now() < deadline) {
+  const reply = await waitFor(async () => {
     try {
-      reply = await client.execute("where");
-      break;
+      return await client.execute("where");
     } catch (error) {
       assert.ok(error instanceof WorkerCrashedError, String(error));
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      return undefined;
     }
-  }
+  }, { what: "the replacement worker to answer", interval: 20 });
   assert.deepEqual(reply, { thread: "tcpy-worker-0" });
 });
 

@@ -16,7 +16,9 @@
  * junk, a server that no longer answers or keeps connections afterwards.
  */
 import { TCPClient } from "../mod.ts";
-import { delay, startServer } from "../tests/_helpers.ts";
+import { startTestServer } from "../testing.ts";
+import { commands } from "../tests/fixtures/handlers.ts";
+import { waitFor } from "./_process.ts";
 import {
   emptyStats,
   type FuzzStats,
@@ -59,11 +61,17 @@ const started = Date.now();
 for (const [i, mode] of MODES.entries()) {
   const share = (seconds * 1000) / MODES.length;
   const deadline = started + share * (i + 1) - 3_000; // leave time to settle
-  const server = await startServer({ threads: mode.threads, maxMessageBytes: mode.limit });
+  const t = await startTestServer({
+    commands,
+    module: new URL("../tests/fixtures/handlers.ts", import.meta.url),
+    threads: mode.threads,
+    maxMessageBytes: mode.limit,
+  });
+  const { server, port } = t;
   try {
     const t0 = Date.now();
     const stats = await runFuzz({
-      port: server.port,
+      port,
       seed,
       cases,
       limit: mode.limit,
@@ -76,8 +84,8 @@ for (const [i, mode] of MODES.entries()) {
     for (const v of stats.violations) problems.push(`[${mode.name}] ${v}`);
     merge(total, stats);
 
-    const settle = Date.now() + 5_000;
-    while (server.connections > 0 && Date.now() < settle) await delay(20);
+    await waitFor(() => server.connections === 0, { what: "connections to close", timeout: 5_000 })
+      .catch(() => {}); // reported below
     if (server.connections !== 0) {
       problems.push(`[${mode.name}] ${server.connections} connections still open after the fuzz`);
     }
@@ -85,7 +93,7 @@ for (const [i, mode] of MODES.entries()) {
       problems.push(`[${mode.name}] ${server.inFlight} calls still in flight after the fuzz`);
     }
     try {
-      await using client = new TCPClient({ port: server.port, timeout: 5_000 });
+      await using client = new TCPClient({ port, timeout: 5_000 });
       const reply = await client.execute("add", { x: 20, y: 22 });
       if ((reply as { solution?: number }).solution !== 42) {
         problems.push(`[${mode.name}] add after the fuzz answered ${JSON.stringify(reply)}`);
@@ -94,7 +102,7 @@ for (const [i, mode] of MODES.entries()) {
       problems.push(`[${mode.name}] add after the fuzz failed: ${(error as Error).message}`);
     }
   } finally {
-    await server.close();
+    await t.close();
   }
 }
 

@@ -30,6 +30,7 @@
 import { parseArgs } from "node:util";
 import { HandlerFailedError, InvalidParamsError, TCPClient, UnknownCommandError } from "../mod.ts";
 import { checkLine, malformedMessage, Rng } from "../tests/fuzz_cases.ts";
+import { Child, delay, within } from "./_process.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -95,10 +96,6 @@ const LIMIT = 1024 * 1024;
 const WRITE_TIMEOUT = 5_000;
 const SERVE = new URL("../tests/fixtures/serve.ts", import.meta.url);
 const enc = new TextEncoder();
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 // ---------------------------------------------------------------------------
 // What we measure
@@ -387,12 +384,8 @@ async function rawActor(port: number, rng: Rng, stopAt: number, t: Tally): Promi
         }
         await wire.write(concat(parts));
         if (pending.size > 0) {
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          const answered = await new Promise<boolean>((resolve) => {
-            wake = () => resolve(true);
-            timer = setTimeout(() => resolve(false), 10_000);
-          });
-          clearTimeout(timer);
+          const replies = new Promise<true>((resolve) => (wake = () => resolve(true)));
+          const answered = await within(replies, 10_000, "adds").catch(() => false);
           wake = undefined;
           if (!answered) {
             t.unexpected += pending.size;
@@ -516,21 +509,6 @@ async function load(port: number, rng: Rng, stopAt: number, warmUp = false): Pro
 // ---------------------------------------------------------------------------
 // The server process
 
-async function drain(
-  stream: ReadableStream<Uint8Array>,
-  sink: { text: string },
-  onText?: (text: string) => void,
-) {
-  const decoder = new TextDecoder();
-  for await (const chunk of stream) {
-    const text = decoder.decode(chunk, { stream: true });
-    if (sink.text.length < 100_000) sink.text += text;
-    onText?.(sink.text);
-  }
-}
-
-const out = { text: "" };
-const err = { text: "" };
 const args = [
   "run",
   "--v8-flags=--expose-gc",
@@ -543,23 +521,7 @@ const args = [
   String(WRITE_TIMEOUT),
 ];
 console.log(`soak: seed ${SEED}, ${SECONDS} s of load, server: deno ${args.join(" ")}`);
-const child = new Deno.Command(Deno.execPath(), {
-  args,
-  stdin: "null",
-  stdout: "piped",
-  stderr: "piped",
-}).spawn();
-let exited: Deno.CommandStatus | undefined;
-const status = child.status.then((s) => (exited = s));
-const port = Promise.withResolvers<number>();
-const draining = Promise.all([
-  drain(child.stdout, out, (text) => {
-    const match = text.match(/^PORT (\d+)$/m);
-    if (match) port.resolve(Number(match[1]));
-  }),
-  drain(child.stderr, err),
-]);
-status.then(() => port.reject(new Error("the server exited before printing its port")));
+const child = new Child(Deno.execPath(), args, { name: "the server", keep: 100_000 });
 
 let failed = false;
 const verdicts: string[] = [];
@@ -569,13 +531,7 @@ function verdict(ok: boolean, text: string): void {
 }
 
 try {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const listening = await Promise.race([
-    port.promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error("the server did not start within 30 s")), 30_000);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  const listening = Number((await child.waitFor(/^PORT (\d+)$/m, "stdout", 30_000))[1]);
   const pid = child.pid;
   console.log(`server pid ${pid} listening on 127.0.0.1:${listening}`);
   const rng = new Rng(SEED);
@@ -594,7 +550,7 @@ try {
   const peak = { ...before };
   let ticks = 0;
   const sampler = setInterval(() => {
-    if (exited) return;
+    if (child.exited) return;
     try {
       const now = measure(pid);
       peak.rssKiB = Math.max(peak.rssKiB, now.rssKiB);
@@ -618,6 +574,7 @@ try {
     clearInterval(sampler);
   }
   const loadSeconds = (Date.now() - started) / 1000;
+  const exited = child.exited ? await child.status : undefined;
   verdict(!exited, `the server process survived the load${exited ? ` (exit ${exited.code})` : ""}`);
   if (exited) throw new Error("the server died");
 
@@ -742,36 +699,17 @@ try {
   console.error(`soak failed: ${(error as Error).message}`);
 } finally {
   // Stop the server: SIGTERM (graceful), then SIGKILL if it hangs.
-  if (!exited) {
+  if (!child.exited) {
     const t0 = Date.now();
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // Already gone.
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stopped = await Promise.race([
-      status.then(() => true),
-      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 10_000))),
-    ]);
-    clearTimeout(timer);
-    if (!stopped) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already gone.
-      }
-    }
-    const final = await status;
+    const final = await child.stop("SIGTERM", 10_000);
     verdict(
-      stopped && final.code === 0,
+      !child.killed && final.code === 0,
       `SIGTERM stopped the server in ${Date.now() - t0} ms with exit code ${final.code}`,
     );
   } else {
-    await status;
+    await within(child.done, 10_000, "the server's output").catch(() => {});
   }
-  await draining;
-  const stderr = err.text.trim();
+  const stderr = child.stderr.trim();
   if (stderr) console.log(`\nserver stderr:\n${stderr.slice(-4000)}`);
 }
 
