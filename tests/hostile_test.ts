@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { ErrorCode, type TCPServerOptions } from "../mod.ts";
 import { delay, startServer, within } from "./_helpers.ts";
-import { Child, killAll } from "./_processes.ts";
+import { Child } from "./_processes.ts";
 import { commands } from "./fixtures/hostile_handlers.ts";
 
 const HOSTILE = new URL("./fixtures/hostile_handlers.ts", import.meta.url);
@@ -444,8 +444,7 @@ Deno.test("an unfinished line dripped 1 byte per segment costs little memory per
   // byte, not garbage. (Its RSS is reported too, but it is no measure of
   // what is held: Deno's own RSS climbs ~40 MiB over the first ~400,000
   // reads of any server, and plateaus, even one that discards every byte.)
-  const port = Promise.withResolvers<number>();
-  const child = new Child("serve.ts", Deno.execPath(), [
+  const child = new Child(Deno.execPath(), [
     "run",
     "--v8-flags=--expose-gc",
     "--allow-net=127.0.0.1",
@@ -453,11 +452,11 @@ Deno.test("an unfinished line dripped 1 byte per segment costs little memory per
     SERVE,
     "--threads",
     "0",
-  ], (line) => line.startsWith("PORT ") && port.resolve(Number(line.slice(5))));
-  child.done.then(() => port.reject(new Error(`serve.ts exited: ${child.output.join("\n")}`)));
+  ], { name: "serve.ts" });
   const drippers: Deno.TcpConn[] = [];
   try {
-    const server = await within(port.promise, 20_000, "serve.ts to listen");
+    const [, listening] = await child.waitFor(/^PORT (\d+)$/m, "stdout", 20_000);
+    const server = Number(listening);
     const memory = async () => {
       const stats = await callOnce(server, "stats", { gc: true }) as Reply;
       const { heapUsed, external } = stats.result as { heapUsed: number; external: number };
@@ -505,7 +504,7 @@ Deno.test("an unfinished line dripped 1 byte per segment costs little memory per
     );
   } finally {
     for (const conn of drippers) conn.close();
-    await killAll();
+    await child.stop("SIGKILL");
   }
 });
 

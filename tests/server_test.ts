@@ -490,7 +490,7 @@ Deno.test("TCPServer names the address when the port is taken", async () => {
 });
 
 Deno.test("TCPServer answers a line of 100,000 nested arrays with -32600 and serves the next line", async () => {
-  await using server = await startServer({ threads: 0 });
+  await using server = await startFixtures({ threads: 0 });
   const raw = await RawClient.connect(server.port);
   try {
     const deep = "[".repeat(100_000) + "]".repeat(100_000);
