@@ -363,8 +363,10 @@ export class ServerConnection {
     } finally {
       this.#inputEnded.resolve();
     }
-    // End of input: nobody can answer a recv() any more, but calls in flight
-    // still get their replies before the socket closes.
+    // End of input. A client that closed and one that only half-closed (nc
+    // after Ctrl-D) look the same here, so both count as gone: recv()
+    // rejects and `signal` aborts. Calls that finish anyway still get their
+    // replies before the socket closes.
     this.#cancelAll(clientGone());
     await this.drain();
   }
