@@ -135,3 +135,12 @@ Deno.test("toJson maps undefined to null and reports what JSON cannot hold", () 
   assert.ok(toJson(cycle) instanceof Error);
   assert.ok(toJson(1n) instanceof Error);
 });
+
+Deno.test("asciiText decodes a chunk whole only when every byte is ASCII", async () => {
+  const { asciiText } = await import("./codec.ts");
+  const enc = new TextEncoder();
+  assert.equal(asciiText(enc.encode('{"a":1}\n{"b":2}\n')), '{"a":1}\n{"b":2}\n');
+  assert.equal(asciiText(enc.encode('{"a":"é"}\n')), undefined); // multi-byte: offsets differ
+  assert.equal(asciiText(new Uint8Array([0x7b, 0xff, 0x7d])), undefined); // invalid byte
+  assert.equal(asciiText(new Uint8Array([0xef, 0xbf, 0xbd])), undefined); // a real U+FFFD
+});

@@ -7,6 +7,7 @@
  */
 
 import {
+  asciiText,
   AUTH_METHOD,
   BYE_METHOD,
   decodeLine,
@@ -17,6 +18,7 @@ import {
   MESSAGE_METHOD,
   messageText,
   parseIncoming,
+  parseLine,
   parseMessageParams,
   PING_METHOD,
   resultText,
@@ -266,6 +268,9 @@ export class ServerConnection {
   #pooled = 0;
   /** When the unfinished line now buffered began (ms since epoch), 0 if none. */
   #partialSince = 0;
+  /** The bytes of the last read, and their text if they were all ASCII. */
+  #chunk: Uint8Array | undefined;
+  #chunkText: string | undefined;
   /** This connection's number, for observers. */
   readonly #number = ++connections;
 
@@ -348,6 +353,8 @@ export class ServerConnection {
     // Called before every read: notes when an unfinished line began (for the
     // message timeout), and holds reading while replies wait (backpressure).
     const paused = () => {
+      // The last read's text is done with: an idle connection keeps none.
+      this.#chunk = this.#chunkText = undefined;
       if (splitter.buffered === 0) this.#partialSince = 0;
       else if (this.#partialSince === 0) this.#partialSince = Date.now();
       return this.#writer.pending >= maxOutputBytes
@@ -355,7 +362,10 @@ export class ServerConnection {
         : undefined;
     };
     try {
-      await readLines(this.#conn, splitter, paused);
+      await readLines(this.#conn, splitter, paused, (chunk) => {
+        this.#chunk = chunk;
+        this.#chunkText = asciiText(chunk);
+      });
     } catch {
       // Reset by the peer, or closed by abort(): either way no more input.
       this.abort();
@@ -520,6 +530,21 @@ export class ServerConnection {
     yield* this.#notifications;
   }
 
+  /**
+   * A line's JSON value: sliced from the read's text when the read was all
+   * ASCII and the line lies in it, else decoded on its own.
+   */
+  #decode(bytes: Uint8Array): unknown {
+    const chunk = this.#chunk;
+    if (this.#chunkText !== undefined && chunk && bytes.buffer === chunk.buffer) {
+      const start = bytes.byteOffset - chunk.byteOffset;
+      if (start >= 0 && start + bytes.length <= chunk.length) {
+        return parseLine(this.#chunkText.slice(start, start + bytes.length));
+      }
+    }
+    return decodeLine(bytes);
+  }
+
   #close(): void {
     if (this.#phase === "closed") return;
     this.#phase = "closed";
@@ -560,7 +585,7 @@ export class ServerConnection {
     }
     let value: unknown;
     try {
-      value = decodeLine(bytes);
+      value = this.#decode(bytes);
     } catch (error) {
       this.#replies.add(errorText(null, (error as TcpyError).toWire()));
       return;

@@ -27,6 +27,7 @@ export async function readLines(
   conn: ByteReader,
   splitter: LineSplitter,
   paused?: () => Promise<void> | undefined,
+  onChunk?: (chunk: Uint8Array) => void,
 ): Promise<void> {
   let buffer = new Uint8Array(FIRST_BUFFER_BYTES);
   while (true) {
@@ -34,7 +35,9 @@ export async function readLines(
     if (wait) await wait;
     const n = await conn.read(buffer);
     if (n === null) break;
-    splitter.push(buffer.subarray(0, n));
+    const chunk = buffer.subarray(0, n);
+    onChunk?.(chunk);
+    splitter.push(chunk);
     if (n === buffer.length && buffer.length < MAX_BUFFER_BYTES) {
       buffer = new Uint8Array(buffer.length * 2);
     }
