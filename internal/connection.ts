@@ -184,6 +184,8 @@ function replyTooLarge(text: string, bytes: number, limit: number, what: string)
 class ActiveCall implements Invocation {
   task: Task | undefined = undefined;
   done = false;
+  /** In the connection's map of calls in progress (it outlived its start). */
+  tracked = false;
 
   constructor(
     readonly connection: ServerConnection,
@@ -737,8 +739,6 @@ export class ServerConnection {
       // observers that time calls get a precise one.
       observer.onCall || observer.stats ? performance.now() : this.#ctx.clock.now,
     );
-    if (call.key !== undefined) this.#calls.set(call.key, call);
-    else this.#notifications.add(call);
     this.#running++;
     if (pooled) {
       call.task = pool.run(call);
@@ -750,6 +750,13 @@ export class ServerConnection {
       placement.ran(command, call.done ? (performance.now() - started) * 1000 : -1);
     } else {
       call.task = this.#ctx.inline.run(call);
+    }
+    // Only a call still running is tracked (for messages, timeouts, the
+    // duplicate-id check): most inline calls finish before run() returns.
+    if (!call.done) {
+      call.tracked = true;
+      if (call.key !== undefined) this.#calls.set(call.key, call);
+      else this.#notifications.add(call);
     }
   }
 
@@ -770,8 +777,10 @@ export class ServerConnection {
       this.#ctx.placement!.pooled(call.command, cost);
     }
     outcome = this.#observe(call, call.id, outcome, call.bytes);
-    if (call.key !== undefined) this.#calls.delete(call.key);
-    else this.#notifications.delete(call);
+    if (call.tracked) {
+      if (call.key !== undefined) this.#calls.delete(call.key);
+      else this.#notifications.delete(call);
+    }
     this.#running--;
     if (call.pooled && --this.#pooled === 0) this.#ctx.shares.holders--;
     call.sink.add(call.id !== undefined ? this.#reply(call.id, outcome) : undefined);

@@ -23,11 +23,12 @@ export function utf8Length(text: string, limit: number): number {
   return utf8.encode(text).length;
 }
 
-const ASCII = /^[\x00-\x7f]*$/;
+/** Any character past ASCII (all of them are 2 or more UTF-8 bytes). */
+const NOT_ASCII = /[\u0080-\uffff]/;
 
 /** The exact UTF-8 length of `text`; encodes only text that is not plain ASCII. */
 export function exactUtf8Length(text: string): number {
-  return ASCII.test(text) ? text.length : utf8.encode(text).length;
+  return NOT_ASCII.test(text) ? utf8.encode(text).length : text.length;
 }
 
 /** Encodes conversation data, refusing what JSON cannot carry or what is too large. */
