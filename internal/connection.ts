@@ -478,7 +478,9 @@ export class ServerConnection {
     const code = "error" in outcome ? outcome.error.code : undefined;
     const record: CallRecord = {
       command: running.command,
-      id,
+      // An id above 2^53 is kept as raw JSON text, which cannot cross
+      // threads: observers get its exact digits as a string.
+      id: typeof id === "object" && id !== null ? (id as { rawJSON: string }).rawJSON : id,
       ok,
       ...(code === undefined ? {} : { code }),
       durationMs,

@@ -22,7 +22,10 @@ import type { JsonRpcId } from "../codec.ts";
 export interface CallRecord {
   /** The command called. */
   command: string;
-  /** The call's id, or `undefined` for a notification. */
+  /**
+   * The call's id, or `undefined` for a notification. A numeric id above
+   * 2^53 is given as its exact digits in a string.
+   */
   id: JsonRpcId | undefined;
   /** Whether it succeeded: a result, not an error (a handler's `error()` reply counts as an error). */
   ok: boolean;

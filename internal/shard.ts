@@ -36,7 +36,18 @@ function report(message: FromShard): void {
     queueMicrotask(() => {
       const batch = outbox;
       outbox = [];
-      scope.postMessage(batch);
+      try {
+        scope.postMessage(batch);
+      } catch {
+        // One record that cannot be copied must not take the others with it.
+        for (const message of batch) {
+          try {
+            scope.postMessage([message]);
+          } catch (error) {
+            console.error("tcpy: an I/O thread could not pass on a record:", error);
+          }
+        }
+      }
     });
   }
   outbox.push(message);
@@ -67,7 +78,8 @@ async function init(message: ShardInit): Promise<void> {
     acceptor = new Acceptor(
       listener,
       connectionContext(options, commands, remote, observer, message.shards),
-      { maxConnections: Math.max(1, Math.ceil(options.maxConnections / message.shards)) },
+      // Each I/O thread takes its share; the total never passes the limit.
+      { maxConnections: Math.max(1, Math.floor(options.maxConnections / message.shards)) },
     );
     status({ type: "listening", port: (listener.addr as Deno.NetAddr).port });
     let last = "";
@@ -80,7 +92,11 @@ async function init(message: ShardInit): Promise<void> {
       scope.postMessage([{ type: "stats", connections, inFlight }]);
     }, STATS_EVERY_MS);
   } catch (error) {
-    status({ type: "failed", message: error instanceof Error ? error.message : String(error) });
+    status({
+      type: "failed",
+      message: error instanceof Error ? error.message : String(error),
+      name: error instanceof Error ? error.name : "Error",
+    });
   }
 }
 

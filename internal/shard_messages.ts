@@ -41,7 +41,8 @@ export type ToShard =
 /** Shard → main: a lifecycle message alone, or an array of the rest. */
 export type ShardStatus =
   | { type: "listening"; port: number }
-  | { type: "failed"; message: string }
+  /** `name`: the error's class name, so `listen()` can throw the same class (AddrInUse...). */
+  | { type: "failed"; message: string; name: string }
   | { type: "closed" };
 
 /** Shard → main (inside an array). */

@@ -9,6 +9,7 @@
 import { CallTimeoutError, ConnectionClosedError } from "../errors.ts";
 import type { HandlerClass } from "../handler.ts";
 import type { ResolvedServerOptions } from "../server.ts";
+import { bind } from "./acceptor.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { Observer } from "./connection.ts";
 import type { Executor, Task } from "./executor.ts";
@@ -56,7 +57,7 @@ export class ShardSet {
   #request = 0;
   readonly #counters = new Map<
     number,
-    { rows: [string, CommandCounters][][]; left: number; done: () => void }
+    { rows: [string, CommandCounters][][]; waiting: Set<Shard>; done: () => void }
   >();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
 
@@ -87,6 +88,12 @@ export class ShardSet {
    */
   async start(): Promise<{ hostname: string; port: number }> {
     const { count, options } = this.#config;
+    if (options.port !== 0 && !options.reusePort) {
+      // Every I/O thread listens with SO_REUSEPORT, which would let a second
+      // server on the same port start and take half the clients: bind once
+      // without it, so a taken port fails as it does for one thread.
+      bind(options, options.port, false).close();
+    }
     try {
       const first = this.#spawn(0, 0, options.port);
       this.#shards.push(first);
@@ -108,7 +115,11 @@ export class ShardSet {
     if (live.length === 0) return [];
     const request = ++this.#request;
     const { promise, resolve } = Promise.withResolvers<void>();
-    const entry = { rows: [] as [string, CommandCounters][][], left: live.length, done: resolve };
+    const entry = {
+      rows: [] as [string, CommandCounters][][],
+      waiting: new Set(live),
+      done: resolve,
+    };
     this.#counters.set(request, entry);
     for (const shard of live) this.#send(shard, { type: "stats", request });
     // A shard stuck in a handler cannot answer: report what the others said.
@@ -145,7 +156,7 @@ export class ShardSet {
       const data = event.data;
       if (Array.isArray(data)) this.#receive(shard, data);
       else if (data.type === "listening") shard.status.resolve(data.port);
-      else if (data.type === "failed") this.#failed(shard, data.message);
+      else if (data.type === "failed") this.#failed(shard, data.message, data.name);
       else shard.closed.resolve();
     };
     shard.worker.onerror = (event: ErrorEvent) => {
@@ -217,7 +228,8 @@ export class ShardSet {
           const entry = this.#counters.get(message.request);
           if (!entry) break;
           entry.rows.push(message.rows);
-          if (--entry.left === 0) entry.done();
+          entry.waiting.delete(shard);
+          if (entry.waiting.size === 0) entry.done();
           break;
         }
       }
@@ -239,6 +251,10 @@ export class ShardSet {
   #retire(shard: Shard): void {
     if (shard.dead) return;
     shard.dead = true;
+    // A stats() request waiting for this shard has one answer fewer to wait for.
+    for (const entry of this.#counters.values()) {
+      if (entry.waiting.delete(shard) && entry.waiting.size === 0) entry.done();
+    }
     shard.connections = shard.inFlight = 0;
     shard.worker.terminate();
     shard.status.reject(new Error("the I/O thread stopped"));
@@ -249,9 +265,11 @@ export class ShardSet {
   }
 
   /** A shard that failed to start or crashed: its connections are lost; replace it. */
-  #failed(shard: Shard, reason: string): void {
+  #failed(shard: Shard, reason: string, name = "Error"): void {
     if (shard.dead) return;
-    shard.status.reject(new Error(`An I/O thread could not start: ${reason}`));
+    // The same class as on the main thread (Deno.errors.AddrInUse, ...).
+    const Class = (Deno.errors as unknown as Record<string, ErrorConstructor>)[name] ?? Error;
+    shard.status.reject(new Class(`An I/O thread could not start: ${reason}`));
     this.#retire(shard);
     if (this.#closing || !this.#started) return;
     console.error(`tcpy: I/O thread ${shard.index} stopped (${reason}); starting another`);

@@ -42,6 +42,35 @@ Deno.test("I/O threads share one port: connections spread over them, pooled call
       Array.from({ length: 400 }, (_, i) => clients[i % 16].execute("add", { x: i, y: 1 })),
     );
     sums.forEach((r, i) => assert.deepEqual(r, { success: true, solution: i + 1 }));
+    // Hooks run on the main thread, ids above 2^53 included (as exact digits).
+    const big = await Deno.connect({ hostname: "127.0.0.1", port });
+    await big.write(new TextEncoder().encode(
+      '{"jsonrpc":"2.0","id":12345678901234567890,"method":"add","params":{"x":1,"y":1}}\n' +
+        '{"jsonrpc":"2.0","id":98765432109876543210,"method":"boom"}\n',
+    ));
+    const answered = new Uint8Array(4096);
+    let text = "";
+    while ((text.match(/\n/g) ?? []).length < 2) {
+      const n = await big.read(answered);
+      if (n === null) break;
+      text += new TextDecoder().decode(answered.subarray(0, n));
+    }
+    big.close();
+    assert.match(text, /"id":12345678901234567890,"result"/);
+    assert.match(text, /"id":98765432109876543210,"error"/);
+    // A second server on the same port is refused, as with one thread.
+    const second = new Child(Deno.execPath(), [
+      "run",
+      "--unstable-net",
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      SERVER.pathname,
+      String(port),
+    ], { name: "second io_server.ts" });
+    await second.waitFor(
+      /^FAILED AddrInUse: Cannot listen on 127\.0\.0\.1:\d+: the address is already in use/m,
+    );
+    assert.equal((await second.stop("SIGKILL")).code, 1);
     // A call in flight during close() still gets its answer: a conversation
     // that waits for its client, answered once the connection drains.
     const held = clients[1].call("greet");
@@ -60,4 +89,13 @@ Deno.test("I/O threads share one port: connections spread over them, pooled call
   const done = await server.stop("SIGTERM"); // again, if it still runs
   assert.match(server.stdout, /CLOSED/);
   assert.equal(done.code, 0);
+  const observed = JSON.parse(server.stdout.match(/^OBSERVED (.*)$/m)![1]) as {
+    calls: unknown[];
+    failures: [unknown, string][];
+    stats: Record<string, { calls: number; failures: number }>;
+  };
+  assert.ok(observed.calls.includes("12345678901234567890"), "the big id's call record arrived");
+  assert.deepEqual(observed.failures, [["98765432109876543210", "boom"]]);
+  assert.equal(observed.stats.add.calls, 401);
+  assert.equal(observed.stats.boom.failures, 1);
 });
