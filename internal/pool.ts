@@ -61,6 +61,8 @@ export interface PoolOptions {
   spawn?: (name: string) => WorkerEndpoint;
   /** Time and timers (default: the real ones). */
   clock?: PoolClock;
+  /** Where worker crashes are reported (default: stderr). */
+  log?: (line: string) => void;
 }
 
 const WORKER_URL = new URL("./worker.ts", import.meta.url);
@@ -445,7 +447,13 @@ export class WorkerPool implements Executor {
     const commands = new Set([...slot.jobs.values()].map((call) => call.command));
     culprit ??= commands.size === 1 ? [...commands][0] : undefined;
     if (culprit !== undefined) this.#breaker.strike(culprit, now);
+    const lost = slot.jobs.size;
     this.#retire(slot, { code: ErrorCode.WORKER_CRASHED, message: `Worker crashed: ${reason}` });
+    (this.#options.log ?? console.error)(
+      `tcpy: worker ${slot.index} crashed (${reason})` +
+        (culprit === undefined ? "" : ` running "${culprit}"`) +
+        `; ${lost} call${lost === 1 ? "" : "s"} failed with -32004; a replacement starts`,
+    );
     // A worker that dies soon after starting, of no command's doing, is a
     // failed start: back off. A crash a command is blamed for is the
     // breaker's business: replace at once, so the other commands keep

@@ -152,11 +152,13 @@ async function startPool(
 ) {
   const workers: FakeWorker[] = [];
   const clock = new ManualClock();
+  const logged: string[] = [];
   const pool = new WorkerPool({
     size,
     module: "file:///app.ts",
     commands: new Map(),
     clock,
+    log: (line) => logged.push(line),
     spawn: (name) => {
       const worker = new FakeWorker(name);
       setup(worker, workers.length);
@@ -175,7 +177,7 @@ async function startPool(
   /** The worker `call` went to (found by its params). */
   const workerOf = (call: FakeCall) =>
     workers.find((w) => w.runs.some((r) => r.params === call.params))!;
-  return { pool, workers, clock, run, workerOf };
+  return { pool, workers, clock, run, workerOf, logged };
 }
 
 /** Advances `clock` a ms at a time until `workers` grows; returns the ms it took. */
@@ -256,7 +258,7 @@ Deno.test("WorkerPool gives a new call to the least loaded worker, wherever the 
 });
 
 Deno.test("WorkerPool fails only a crashed worker's calls with -32004 and starts a replacement", async () => {
-  const { pool, workers, clock, run, workerOf } = await startPool(2);
+  const { pool, workers, clock, run, workerOf, logged } = await startPool(2);
   const a = await run(new FakeCall("add", "a"));
   const b = await run(new FakeCall("add", "b"));
   const crashed = workerOf(a.call);
@@ -267,6 +269,11 @@ Deno.test("WorkerPool fails only a crashed worker's calls with -32004 and starts
   });
   assert.equal(b.call.outcome, undefined);
   assert.equal(crashed.terminated, true);
+  assert.deepEqual(logged, [
+    `tcpy: worker ${
+      workers.indexOf(crashed)
+    } crashed (boom) running "add"; 1 call failed with -32004; a replacement starts`,
+  ]);
   assert.equal(pool.inFlight, 1);
   // It ran only "add", so "add" is blamed (the breaker counts it) and the
   // replacement starts at once: backoff is for crashes nobody is blamed for.
