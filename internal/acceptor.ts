@@ -43,10 +43,11 @@ export function connectionContext(
     // Each of `share` I/O threads admits its part of the pool's queue.
     maxPendingCalls: Math.max(1, Math.floor(options.maxPendingCalls / share)),
     maxOutputBytes: options.maxOutputBytes,
-    // Far past the point where reading pauses: room for the largest reply on
-    // top, so a client that keeps reading is never cut.
+    // Far past the point where reading pauses (64 MiB by default, as NATS
+    // cuts slow consumers): a client that reads, only slower than tiny
+    // requests turn into larger replies, is not cut; one that stops is.
     cutOutputBytes: Math.max(
-      4 * options.maxOutputBytes,
+      16 * options.maxOutputBytes,
       options.maxOutputBytes + 2 * options.maxReplyBytes,
     ),
     maxReplyBytes: options.maxReplyBytes,

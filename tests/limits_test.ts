@@ -455,3 +455,21 @@ Deno.test("maxReplyBytes: a batch of non-ASCII replies is measured in UTF-8 byte
     raw.close();
   }
 });
+
+Deno.test("slow consumer: a connection far behind on reading is cut; the others go on", async () => {
+  // Cut point: max(16 × maxOutputBytes, maxOutputBytes + 2 × maxReplyBytes) = 16 KiB here.
+  await using t = await startFixtures({ threads: 0, maxOutputBytes: 1024, maxReplyBytes: 4096 });
+  const raw = await RawClient.connect(t.port);
+  try {
+    // One read of 2,000 empty batches: ~95 bytes of error reply each, ~190 KB in all, before the
+    // server can write any of it.
+    await raw.write("[]\n".repeat(2000));
+    assert.equal(await raw.closedByPeer(), true, "the server cut the connection");
+    assert.deepEqual(await t.client().execute("add", { x: 1, y: 2 }), {
+      success: true,
+      solution: 3,
+    });
+  } finally {
+    raw.close();
+  }
+});
