@@ -1,5 +1,5 @@
 /**
- * Fails if library code uses `console.assert`, which only prints: a doc
+ * Fails if library code uses the console's assert method, which only prints: a doc
  * example checked with it passes `deno test --doc` whatever the result.
  * Library code is every git-tracked `.ts` file outside tests/, bench/,
  * tools/, examples/ and `*_test.ts`; use `node:assert/strict` there.
@@ -17,7 +17,7 @@ const EXEMPT = /^(tests|bench|tools|examples)\/|_test\.ts$|^scripts\/lint_assert
 const CONSOLE_ASSERT = /\bconsole\s*\.\s*assert\b/;
 
 /**
- * The lines of one file that use `console.assert`.
+ * The lines of one file that use the print-only assertion.
  *
  * @param path The file's path, used in the result.
  * @param text The file's contents.
@@ -65,7 +65,7 @@ if (import.meta.main) {
   if (found.length > 0) {
     console.error(found.join("\n"));
     console.error(
-      `\n${found.length} console.assert in library code: it only prints. ` +
+      `\n${found.length} uses of the console's assert in library code: it only prints. ` +
         `Use node:assert/strict (import assert from "node:assert/strict").`,
     );
     Deno.exit(1);
