@@ -27,6 +27,8 @@
  * @module
  */
 
+import { answer } from "./answer.mjs";
+
 const LF = 0x0a;
 const BUFFER_BYTES = 16 * 1024;
 /** A line longer than this closes the connection: the buffer grows no further. */
@@ -34,28 +36,6 @@ const MAX_LINE_BYTES = 1024 * 1024;
 // Non-fatal and non-streaming: Deno decodes this in one fast op.
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
-
-/** The reply to one request line; a malformed one gets a JSON-RPC error. */
-function answer(line: string): string {
-  let id: unknown = null;
-  let code = -32700; // Parse error, until JSON.parse succeeds.
-  try {
-    const request = JSON.parse(line);
-    code = -32600;
-    id = request.id ?? null;
-    if (request.method !== "add") {
-      code = -32601;
-      throw new Error(`no method ${JSON.stringify(request.method)}`);
-    }
-    const sum = request.params.x + request.params.y;
-    // Numbers print as JSON by themselves; anything else goes through JSON.stringify.
-    const idText = typeof id === "number" ? id : JSON.stringify(id);
-    const sumText = typeof sum === "number" && Number.isFinite(sum) ? sum : JSON.stringify(sum);
-    return `{"jsonrpc":"2.0","id":${idText},"result":{"success":true,"solution":${sumText}}}`;
-  } catch (error) {
-    return JSON.stringify({ jsonrpc: "2.0", id, error: { code, message: String(error) } });
-  }
-}
 
 async function serve(conn: Deno.Conn): Promise<void> {
   let buffer = new Uint8Array(BUFFER_BYTES);
