@@ -19,6 +19,7 @@ import type { ResolvedServerOptions } from "../server.ts";
 
 const scope = globalThis as unknown as {
   postMessage(message: unknown): void;
+  close(): void;
   onmessage: ((event: MessageEvent<ShardInit | ToShard[]>) => void) | null;
 };
 
@@ -107,6 +108,27 @@ async function close(grace: number): Promise<void> {
 }
 
 guardThread();
+
+// An inline handler that ends this thread (self.close(), Deno.exit()) takes
+// its connections with it: say so first, so the main thread replaces it
+// instead of counting it as live.
+function ending(how: string): void {
+  status({
+    type: "failed",
+    message: `an inline handler ended the I/O thread (${how})`,
+    name: "Error",
+  });
+}
+const closeThread = scope.close.bind(scope);
+scope.close = () => {
+  ending("self.close()");
+  closeThread();
+};
+const exitThread = Deno.exit;
+Deno.exit = (code?: number): never => {
+  ending("Deno.exit()");
+  return exitThread(code);
+};
 scope.onmessage = (event) => {
   const data = event.data;
   if (!Array.isArray(data)) {

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { ShuttingDownError, TCPClient } from "../mod.ts";
-import { Child, waitFor } from "../tools/_process.ts";
+import { Child, waitFor, within } from "../tools/_process.ts";
 
 const SERVER = new URL("./fixtures/io_server.ts", import.meta.url);
 
@@ -70,7 +70,8 @@ Deno.test("I/O threads share one port: connections spread over them, pooled call
     await second.waitFor(
       /^FAILED AddrInUse: Cannot listen on 127\.0\.0\.1:\d+: the address is already in use/m,
     );
-    assert.equal((await second.stop("SIGKILL")).code, 1);
+    // It exits by itself, with code 1.
+    assert.equal((await within(second.status, 10_000, "the second server to exit")).code, 1);
     // A call in flight during close() still gets its answer: a conversation
     // that waits for its client, answered once the connection drains.
     const held = clients[1].call("greet");
@@ -98,4 +99,38 @@ Deno.test("I/O threads share one port: connections spread over them, pooled call
   assert.deepEqual(observed.failures, [["98765432109876543210", "boom"]]);
   assert.equal(observed.stats.add.calls, 401);
   assert.equal(observed.stats.boom.failures, 1);
+});
+
+Deno.test("an I/O thread ended by an inline handler is replaced; the port keeps serving on every thread", async () => {
+  await using server = new Child(Deno.execPath(), [
+    "run",
+    "--unstable-net",
+    "--allow-net=127.0.0.1",
+    "--allow-read",
+    SERVER.pathname,
+  ], { name: "io_server.ts", stderr: "piped" });
+  const match = await server.waitFor(/^PORT (\d+) IO (\d+)\n/);
+  const port = Number(match[1]);
+  const doomed = new TCPClient({ port });
+  try {
+    await assert.rejects(doomed.execute("quitInline"));
+  } finally {
+    await doomed.disconnect();
+  }
+  await server.waitFor(
+    /I\/O thread \d stopped \(an inline handler ended the I\/O thread \(self\.close\(\)\)\); starting another/,
+    "stderr",
+  );
+  // Both threads answer again: new connections spread over the survivor and the replacement.
+  const seen = new Set<string>();
+  await waitFor(async () => {
+    const client = new TCPClient({ port });
+    try {
+      seen.add((await client.execute("whereInline") as { thread: string }).thread);
+    } finally {
+      await client.disconnect();
+    }
+    return seen.size === 2;
+  }, { what: () => `both I/O threads answering (seen: ${[...seen].join(", ")})`, timeout: 10_000 });
+  assert.equal((await server.stop("SIGTERM")).code, 0);
 });
