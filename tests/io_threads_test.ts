@@ -8,14 +8,20 @@ import { Child, waitFor, within } from "../tools/_process.ts";
 
 const SERVER = new URL("./fixtures/io_server.ts", import.meta.url);
 
-Deno.test("I/O threads share one port: connections spread over them, pooled calls reach the pool, close drains", async () => {
-  await using server = new Child(Deno.execPath(), [
+/** Starts tests/fixtures/io_server.ts (on `port`, else a free one) as its own process. */
+function ioServer(name: string, port?: number, stderr: "piped" | "inherit" = "inherit"): Child {
+  return new Child(Deno.execPath(), [
     "run",
     "--unstable-net",
     "--allow-net=127.0.0.1",
     "--allow-read",
     SERVER.pathname,
-  ], { name: "io_server.ts" });
+    ...(port === undefined ? [] : [String(port)]),
+  ], { name, stderr });
+}
+
+Deno.test("I/O threads share one port: connections spread over them, pooled calls reach the pool, close drains", async () => {
+  await using server = ioServer("io_server.ts");
   const match = await server.waitFor(/^PORT (\d+) IO (\d+)\n/);
   const [port, io] = [Number(match[1]), Number(match[2])];
   const clients: TCPClient[] = [];
@@ -59,14 +65,7 @@ Deno.test("I/O threads share one port: connections spread over them, pooled call
     assert.match(text, /"id":12345678901234567890,"result"/);
     assert.match(text, /"id":98765432109876543210,"error"/);
     // A second server on the same port is refused, as with one thread.
-    const second = new Child(Deno.execPath(), [
-      "run",
-      "--unstable-net",
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      SERVER.pathname,
-      String(port),
-    ], { name: "second io_server.ts" });
+    const second = ioServer("second io_server.ts", port);
     await second.waitFor(
       /^FAILED AddrInUse: Cannot listen on 127\.0\.0\.1:\d+: the address is already in use/m,
     );
@@ -102,13 +101,7 @@ Deno.test("I/O threads share one port: connections spread over them, pooled call
 });
 
 Deno.test("an I/O thread ended by an inline handler is replaced; the port keeps serving on every thread", async () => {
-  await using server = new Child(Deno.execPath(), [
-    "run",
-    "--unstable-net",
-    "--allow-net=127.0.0.1",
-    "--allow-read",
-    SERVER.pathname,
-  ], { name: "io_server.ts", stderr: "piped" });
+  await using server = ioServer("io_server.ts", undefined, "piped");
   const match = await server.waitFor(/^PORT (\d+) IO (\d+)\n/);
   const port = Number(match[1]);
   const doomed = new TCPClient({ port });
