@@ -388,7 +388,9 @@ export function parseReply(value: unknown): Reply {
  * ```
  */
 export function resultText(id: JsonRpcId, resultJson: string): string {
-  return `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${resultJson}}`;
+  return `{"jsonrpc":"2.0","id":${
+    typeof id === "number" ? id : JSON.stringify(id)
+  },"result":${resultJson}}`;
 }
 
 /**

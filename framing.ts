@@ -59,6 +59,14 @@ export interface LineSink {
    * @param limit The limit the line exceeded, in bytes.
    */
   oversize(limit: number): void;
+  /**
+   * If set, called instead of `line` for a line that lies whole in a chunk
+   * pushed with its text (see {@linkcode LineSplitter.push}): the line as
+   * text, without `\n` or `\r`, and with no copy or view of the bytes made.
+   *
+   * @param text The line.
+   */
+  text?(text: string): void;
 }
 
 /**
@@ -161,10 +169,16 @@ export class LineSplitter {
    * reuse the chunk's memory once `push` returns.
    *
    * @param chunk The next bytes of the stream.
+   * @param text The chunk as text, if it is all ASCII (one character per
+   *   byte): lines that lie whole in it then go to the sink's `text` as
+   *   slices of it, with no view of the bytes made per line.
    */
-  push(chunk: Uint8Array): void {
+  push(chunk: Uint8Array, text?: string): void {
     let start = 0;
     const end = chunk.length;
+    if (text !== undefined && this.#sink.text && text.length === end) {
+      start = this.#pushText(chunk, text);
+    }
     while (start < end) {
       const nl = chunk.indexOf(LF, start);
       if (nl === -1) {
@@ -190,6 +204,28 @@ export class LineSplitter {
       }
       start = nl + 1;
     }
+  }
+
+  /**
+   * The lines of an ASCII chunk that need no held bytes, as slices of its
+   * text; returns where the byte path must go on (at a held line's tail,
+   * a skipped line's tail, or the unfinished last line).
+   */
+  #pushText(chunk: Uint8Array, text: string): number {
+    const sink = this.#sink;
+    let start = 0;
+    while (this.#buffered === 0 && !this.#skipping) {
+      const nl = text.indexOf("\n", start);
+      if (nl === -1) return start;
+      let stop = nl;
+      if (stop > start && chunk[stop - 1] === CR) stop--;
+      if (stop > start) {
+        if (stop - start > this.#limit) sink.oversize(this.#limit);
+        else sink.text!(text.slice(start, stop));
+      }
+      start = nl + 1;
+    }
+    return start;
   }
 
   /**

@@ -125,3 +125,56 @@ Deno.test("LineDecoderStream yields lines and errors on an oversized one", async
     MessageTooLargeError,
   );
 });
+
+/** Like {@linkcode split}, but chunks that are all ASCII are pushed with their text. */
+function splitWithText(chunks: Uint8Array[], maxMessageBytes?: number): string[] {
+  const out: string[] = [];
+  const splitter = new LineSplitter({
+    line: (bytes) => out.push(dec.decode(bytes)),
+    text: (text) => out.push(text),
+    oversize: (limit) => out.push(`<oversize ${limit}>`),
+  }, { maxMessageBytes });
+  for (const chunk of chunks) {
+    const text = dec.decode(chunk);
+    splitter.push(chunk, text.length === chunk.length ? text : undefined);
+  }
+  splitter.end();
+  return out;
+}
+
+Deno.test("LineSplitter gives the same lines and oversize reports with the text path as without", () => {
+  // ASCII with CRs, empty lines, lines at, under and over the limit of 8;
+  // then a non-ASCII line, whose chunks take the byte path.
+  const input = "12345678\n123456789\r\n\r\n\n1234567\r\nabcdefghijklmnop\nx\n" +
+    "1234\n" + "z".repeat(30) + '\ny\n{"é":1}\nlast';
+  const bytes = enc.encode(input);
+  let count = 0;
+  for (const chunks of splits(bytes)) {
+    assert.deepEqual(splitWithText(chunks, 8), split(chunks, 8));
+    count++;
+  }
+  assert.ok(count > 100, `only ${count} splits tried`);
+  // The text path did serve lines (not only the byte path).
+  const seen: string[] = [];
+  const splitter = new LineSplitter({
+    line: () => seen.push("bytes"),
+    text: () => seen.push("text"),
+    oversize: () => seen.push("oversize"),
+  }, { maxMessageBytes: 8 });
+  const chunk = enc.encode("abc\n123456789\ndef\nunfin");
+  splitter.push(chunk, dec.decode(chunk));
+  splitter.push(enc.encode("\n"), "\n");
+  assert.deepEqual(seen, ["text", "oversize", "text", "bytes"]);
+});
+
+Deno.test("LineSplitter ignores text that is not the chunk's (not all ASCII)", () => {
+  const seen: string[] = [];
+  const splitter = new LineSplitter({
+    line: (bytes) => seen.push(`bytes ${dec.decode(bytes)}`),
+    text: (text) => seen.push(`text ${text}`),
+    oversize: () => seen.push("oversize"),
+  });
+  const chunk = enc.encode("é\n");
+  splitter.push(chunk, "é\n"); // 2 characters for 3 bytes: not usable as text
+  assert.deepEqual(seen, ["bytes é"]);
+});

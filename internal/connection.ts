@@ -270,9 +270,9 @@ export class ServerConnection {
   #pooled = 0;
   /** When the unfinished line now buffered began (ms since epoch), 0 if none. */
   #partialSince = 0;
-  /** The bytes of the last read, and their text if they were all ASCII. */
-  #chunk: Uint8Array | undefined;
-  #chunkText: string | undefined;
+  /** Writes completed at the last sweep, and since when (ms since epoch) none has. */
+  #writesSeen = 0;
+  #stuckSince = 0;
   /** This connection's number, for observers. */
   readonly #number = ++connections;
 
@@ -312,9 +312,8 @@ export class ServerConnection {
         running.task?.abandon(error);
       }
     }
-    const since = this.#writer.writingSince;
     const { messageTimeout } = this.#ctx;
-    if (writeTimeout > 0 && since > 0 && now - since >= writeTimeout) {
+    if (writeTimeout > 0 && this.#writeStuck(now) >= writeTimeout) {
       this.abort(); // the client stopped reading its replies
     } else if (
       messageTimeout > 0 && this.#partialSince > 0 && now - this.#partialSince >= messageTimeout
@@ -349,14 +348,13 @@ export class ServerConnection {
     const { auth, maxMessageBytes, maxOutputBytes } = this.#ctx;
     const splitter = new LineSplitter({
       line: (bytes) => this.#onLine(bytes),
+      text: (text) => this.#onText(text),
       oversize: (limit) => this.#onOversize(limit),
     }, { maxMessageBytes: auth ? auth.maxMessageBytes : maxMessageBytes });
     this.#splitter = splitter;
     // Called before every read: notes when an unfinished line began (for the
     // message timeout), and holds reading while replies wait (backpressure).
     const paused = () => {
-      // The last read's text is done with: an idle connection keeps none.
-      this.#chunk = this.#chunkText = undefined;
       if (splitter.buffered === 0) this.#partialSince = 0;
       else if (this.#partialSince === 0) this.#partialSince = Date.now();
       return this.#writer.pending >= maxOutputBytes
@@ -364,10 +362,7 @@ export class ServerConnection {
         : undefined;
     };
     try {
-      await readLines(this.#conn, splitter, paused, (chunk) => {
-        this.#chunk = chunk;
-        this.#chunkText = asciiText(chunk);
-      });
+      await readLines(this.#conn, splitter, paused, asciiText);
     } catch {
       // Reset by the peer, or closed by abort(): either way no more input.
       this.abort();
@@ -529,24 +524,27 @@ export class ServerConnection {
     );
   }
 
+  /**
+   * How long (ms) the write in progress has made no progress, as far as the
+   * sweeps have seen: 0 when nothing is being written. Precise to one sweep
+   * interval (a quarter of the shortest deadline at most).
+   */
+  #writeStuck(now: number): number {
+    const writer = this.#writer;
+    if (!writer.writing) {
+      this.#stuckSince = 0;
+      return 0;
+    }
+    if (this.#stuckSince === 0 || writer.writes !== this.#writesSeen) {
+      this.#writesSeen = writer.writes;
+      this.#stuckSince = now;
+    }
+    return now - this.#stuckSince;
+  }
+
   *#inProgress(): Iterable<ActiveCall> {
     yield* this.#calls.values();
     yield* this.#notifications;
-  }
-
-  /**
-   * A line's JSON value: sliced from the read's text when the read was all
-   * ASCII and the line lies in it, else decoded on its own.
-   */
-  #decode(bytes: Uint8Array): unknown {
-    const chunk = this.#chunk;
-    if (this.#chunkText !== undefined && chunk && bytes.buffer === chunk.buffer) {
-      const start = bytes.byteOffset - chunk.byteOffset;
-      if (start >= 0 && start + bytes.length <= chunk.length) {
-        return parseLine(this.#chunkText.slice(start, start + bytes.length));
-      }
-    }
-    return decodeLine(bytes);
   }
 
   #close(): void {
@@ -566,6 +564,7 @@ export class ServerConnection {
 
   #onOversize(limit: number): void {
     if (!readsRequests(this.#phase)) return;
+    if (this.#ctx.idleTimeout > 0) this.#lastActive = Date.now();
     if (this.#phase === "authenticating") {
       this.#refuse(
         `Unauthorized: the first message must be ${AUTH_METHOD}, in at most ${limit} bytes`,
@@ -580,6 +579,7 @@ export class ServerConnection {
     this.drain(error);
   }
 
+  /** A line that did not arrive whole in one all-ASCII read. */
   #onLine(bytes: Uint8Array): void {
     if (!readsRequests(this.#phase)) return;
     if (this.#ctx.idleTimeout > 0) this.#lastActive = Date.now();
@@ -589,13 +589,40 @@ export class ServerConnection {
     }
     let value: unknown;
     try {
-      value = this.#decode(bytes);
+      value = decodeLine(bytes);
     } catch (error) {
-      this.#replies.add(errorText(null, (error as TcpyError).toWire()));
+      this.#parseFailed(error);
       return;
     }
+    this.#onMessage(value, bytes.length);
+  }
+
+  /** A line that arrived whole in one all-ASCII read: its text is its bytes. */
+  #onText(text: string): void {
+    if (!readsRequests(this.#phase)) return;
+    if (this.#ctx.idleTimeout > 0) this.#lastActive = Date.now();
+    if (this.#phase === "authenticating") {
+      this.#authenticate(utf8.encode(text));
+      return;
+    }
+    let value: unknown;
+    try {
+      value = parseLine(text);
+    } catch (error) {
+      this.#parseFailed(error);
+      return;
+    }
+    this.#onMessage(value, text.length);
+  }
+
+  #parseFailed(error: unknown): void {
+    this.#replies.add(errorText(null, (error as TcpyError).toWire()));
+  }
+
+  /** One parsed line, `bytes` long: a request or a batch. */
+  #onMessage(value: unknown, bytes: number): void {
     if (!Array.isArray(value)) {
-      this.#dispatch(parseIncoming(value), this.#replies, bytes.length);
+      this.#dispatch(parseIncoming(value), this.#replies, bytes);
       return;
     }
     if (value.length === 0 || value.length > this.#ctx.maxBatchLength) {
@@ -610,7 +637,7 @@ export class ServerConnection {
       this.#ctx.maxReplyBytes,
       (text) => this.#replies.add(text),
     );
-    const share = Math.ceil(bytes.length / value.length);
+    const share = Math.ceil(bytes / value.length);
     for (const item of value) this.#dispatch(parseIncoming(item), batch, share);
   }
 
@@ -695,7 +722,7 @@ export class ServerConnection {
           ? `Server busy: ${this.#ctx.maxPendingCalls} calls already queued for the worker pool`
           : `Server busy: this connection has ${this.#pooled} calls in the worker pool, its fair share while the pool is busy`,
       );
-    } else if (id !== undefined && this.#calls.has(idKey(id))) {
+    } else if (id !== undefined && this.#calls.size > 0 && this.#calls.has(idKey(id))) {
       refusal = wireError(
         ErrorCode.INVALID_REQUEST,
         `Invalid request: id ${JSON.stringify(id)} is already used by a call in progress`,
@@ -745,11 +772,14 @@ export class ServerConnection {
     if (pooled) {
       call.task = pool.run(call);
     } else if (measured && pool) {
-      // Moved here by measurement: keep measuring, and send it back if it
+      // Moved here by measurement: keep measuring (one run in TIME_EVERY
+      // timed, every run checked for going async), and send it back if it
       // turns slow or async.
-      const started = performance.now();
+      const timed = placement.timeNext();
+      const started = timed ? performance.now() : 0;
       call.task = this.#ctx.inline.run(call);
-      placement.ran(command, call.done ? (performance.now() - started) * 1000 : -1);
+      if (!call.done) placement.ran(command, -1);
+      else if (timed) placement.ran(command, (performance.now() - started) * 1000);
     } else {
       call.task = this.#ctx.inline.run(call);
     }

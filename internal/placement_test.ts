@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { CHEAP_US, DEMOTE_US, OUTLIERS, Placement, SAMPLES, SLOW_RUNS } from "./placement.ts";
+import {
+  CHEAP_US,
+  DEMOTE_US,
+  OUTLIERS,
+  Placement,
+  SAMPLES,
+  SLOW_RUNS,
+  TIME_EVERY,
+} from "./placement.ts";
 
 Deno.test("Placement moves a command inline after SAMPLES cheap synchronous pool runs", () => {
   const placement = new Placement();
@@ -48,4 +56,11 @@ Deno.test("Placement sends a command back on a slow or async inline run, and wai
   assert.equal(placement.inline("get"), true);
   placement.ran("get", -1);
   assert.equal(placement.inline("get"), false);
+});
+
+Deno.test("Placement times one inline run in TIME_EVERY", () => {
+  const placement = new Placement();
+  const timed = Array.from({ length: TIME_EVERY * 4 }, () => placement.timeNext());
+  assert.equal(timed.filter(Boolean).length, 4);
+  assert.deepEqual(timed.slice(0, TIME_EVERY), [...Array(TIME_EVERY - 1).fill(false), true]);
 });

@@ -21,13 +21,14 @@ const MAX_BUFFER_BYTES = 64 * 1024;
 /**
  * Reads until end of stream, then ends the splitter. Rejects with the read
  * error if the connection fails. `paused()` lets the caller hold reading
- * (backpressure) by returning a promise.
+ * (backpressure) by returning a promise; `asText` gives a chunk's text when
+ * it is all ASCII, so its lines reach the splitter's sink as text.
  */
 export async function readLines(
   conn: ByteReader,
   splitter: LineSplitter,
   paused?: () => Promise<void> | undefined,
-  onChunk?: (chunk: Uint8Array) => void,
+  asText?: (chunk: Uint8Array) => string | undefined,
 ): Promise<void> {
   let buffer = new Uint8Array(FIRST_BUFFER_BYTES);
   while (true) {
@@ -36,8 +37,7 @@ export async function readLines(
     const n = await conn.read(buffer);
     if (n === null) break;
     const chunk = buffer.subarray(0, n);
-    onChunk?.(chunk);
-    splitter.push(chunk);
+    splitter.push(chunk, asText?.(chunk));
     if (n === buffer.length && buffer.length < MAX_BUFFER_BYTES) {
       buffer = new Uint8Array(buffer.length * 2);
     }

@@ -14,6 +14,7 @@ import {
 } from "../mod.ts";
 import { AdditionHandler } from "../examples/tutorial_server.ts";
 import { FIXTURES, RawClient, startFixtures, waitFor } from "./_helpers.ts";
+import { SAMPLES, SLOW_RUNS, TIME_EVERY } from "../internal/placement.ts";
 
 const MODES = [{ name: "pool", threads: 2 }, { name: "inline", threads: 0 }] as const;
 
@@ -345,6 +346,33 @@ Deno.test("TCPServer runs handlers in its workers, and inline classes on the mai
   await using inline = await startFixtures({ threads: 0 });
   const other = inline.client();
   assert.deepEqual(await other.execute("where"), { thread: "main" });
+});
+
+Deno.test("measured placement: a cheap command moves out of the pool, and back once it turns slow", async () => {
+  await using t = await startFixtures({ threads: 1 });
+  const client = t.client();
+  // Whether the call ran in the pool (else where it arrived: the main
+  // thread, or an I/O thread when the test runs with --unstable-net).
+  const pooled = async (spinMs = 0) =>
+    ((await client.execute("shifty", { spinMs })) as { thread: string }).thread ===
+      "tcpy-worker-0";
+  // Pool runs until SAMPLES cheap ones are seen, then where the call arrives.
+  const first = [];
+  for (let i = 0; i < SAMPLES + 8; i++) first.push(await pooled());
+  assert.equal(first[0], true);
+  assert.equal(first.at(-1), false);
+  // Slow runs (3 ms, DEMOTE_US is 1 ms): only one in TIME_EVERY is timed,
+  // and more than SLOW_RUNS slow timed runs send it back.
+  let slowCalls = 0;
+  while (!(await pooled(3))) {
+    slowCalls++;
+    assert.ok(
+      slowCalls <= (SLOW_RUNS + 2) * TIME_EVERY,
+      `still inline after ${slowCalls} slow calls`,
+    );
+  }
+  assert.ok(slowCalls >= SLOW_RUNS, `sent back after only ${slowCalls} slow calls`);
+  assert.equal(await pooled(), true);
 });
 
 Deno.test("TCPServer fails only the calls of a worker that dies, and replaces it", async () => {
