@@ -1,0 +1,112 @@
+/**
+ * The framework's own cost per call, without sockets: the tutorial's `add`
+ * fed through tcpy's connection code (`threads: 0`: framing, parsing,
+ * dispatch, the handler, the reply, the writer) and through the baseline's
+ * loop (bench/baseline_server.ts), from the same in-memory connection that
+ * hands out a read of N request lines again and again and swallows the
+ * replies. Nothing else runs, so the ratio is steady to a few percent even
+ * on a noisy machine, where socket figures move by ±20%: use it to judge a
+ * change to the hot path, then confirm with `deno task bench`.
+ *
+ * Run: `deno task bench:hot [--lines 16] [--reads 30000] [--rounds 12]`.
+ * Prints ns per call of each, round by round, and the median ratio.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import assert from "node:assert/strict";
+import { serve as baseline } from "./baseline_server.ts";
+import { AdditionHandler } from "../examples/tutorial_server.ts";
+import { SERVER_DEFAULTS } from "../server.ts";
+import { connectionContext } from "../internal/acceptor.ts";
+import { ServerConnection } from "../internal/connection.ts";
+import { logFailure } from "../internal/observe.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    lines: { type: "string", default: "16" },
+    reads: { type: "string", default: "30000" },
+    rounds: { type: "string", default: "12" },
+  },
+});
+const LINES = Number(values.lines);
+const READS = Number(values.reads);
+const ROUNDS = Number(values.rounds);
+
+let requests = "";
+for (let i = 0; i < LINES; i++) {
+  requests += `{"jsonrpc":"2.0","id":${1000 + i},"method":"add","params":{"x":1,"y":2}}\n`;
+}
+const chunk = new TextEncoder().encode(requests);
+
+/** A connection in memory: READS reads of `chunk`, then end of input; keeps the first replies. */
+class MemoryConn {
+  #reads = 0;
+  written = 0;
+  first = "";
+  readonly remoteAddr: Deno.NetAddr = { transport: "tcp", hostname: "127.0.0.1", port: 1 };
+  readonly localAddr: Deno.NetAddr = { transport: "tcp", hostname: "127.0.0.1", port: 2 };
+
+  read(buffer: Uint8Array): Promise<number | null> {
+    if (this.#reads++ === READS) return Promise.resolve(null);
+    buffer.set(chunk);
+    return Promise.resolve(chunk.length);
+  }
+
+  write(bytes: Uint8Array): Promise<number> {
+    if (this.written === 0) this.first = new TextDecoder().decode(bytes);
+    this.written += bytes.length;
+    return Promise.resolve(bytes.length);
+  }
+
+  closeWrite(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): void {}
+}
+
+const ctx = connectionContext(
+  SERVER_DEFAULTS,
+  new Map([["add", AdditionHandler]]),
+  undefined,
+  {
+    onCall: undefined,
+    onError: (event) => logFailure(event),
+    stats: undefined,
+    exposeErrors: false,
+    warned: new Set(),
+  },
+);
+
+const contenders: [string, (conn: MemoryConn) => Promise<void>][] = [
+  ["baseline", (conn) => baseline(conn)],
+  ["tcpy threads: 0", (conn) => new ServerConnection(conn as unknown as Deno.Conn, ctx).serve()],
+];
+
+const ratios: number[] = [];
+for (let round = 1; round <= ROUNDS; round++) {
+  const ns: number[] = [];
+  const firsts: string[] = [];
+  for (const [, run] of contenders) {
+    const conn = new MemoryConn();
+    const started = performance.now();
+    await run(conn);
+    ns.push((performance.now() - started) * 1e6 / (READS * LINES));
+    firsts.push(conn.first.slice(0, conn.first.indexOf("\n")));
+  }
+  // Same work: the same first reply, byte for byte.
+  assert.equal(firsts[1], firsts[0]);
+  ratios.push(ns[1] / ns[0]);
+  console.log(
+    `round ${round}: baseline ${ns[0].toFixed(0)} ns/call, tcpy ${ns[1].toFixed(0)} ns/call, ` +
+      `ratio ${(ns[1] / ns[0]).toFixed(2)}`,
+  );
+}
+ratios.sort((a, b) => a - b);
+console.log(
+  `median ratio (tcpy / baseline, JS work per call, ${LINES} lines per read): ` +
+    ratios[ratios.length >> 1].toFixed(2),
+);
