@@ -846,6 +846,9 @@ async function main(): Promise<void> {
           fmtInt(p99),
           isBase ? "1.00x" : fmtRatio(p99Ratio),
           `${fmtInt(pick(name, shape.name, "cpuPercent"))}%`,
+          // Server CPU time per reply: steadier than req/s on a shared
+          // machine, and it counts every thread of the server.
+          (pick(name, shape.name, "cpuPercent") * 1e4 / rps).toFixed(2),
           `${fmtInt(pick(name, shape.name, "clientCpuPercent"))}%`,
           rounds(name, shape.name),
           target,
@@ -863,6 +866,7 @@ async function main(): Promise<void> {
           "p99 µs",
           "p99 vs baseline",
           "server CPU",
+          "CPU µs / reply",
           "client CPU",
           "req/s by round",
           "target",
