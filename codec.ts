@@ -388,6 +388,8 @@ export function parseReply(value: unknown): Reply {
  * ```
  */
 export function resultText(id: JsonRpcId, resultJson: string): string {
+  // A number id prints as itself: JSON.parse never yields NaN or Infinity,
+  // and an id beyond 2^53 arrives as raw JSON text (an object), not a number.
   return `{"jsonrpc":"2.0","id":${
     typeof id === "number" ? id : JSON.stringify(id)
   },"result":${resultJson}}`;

@@ -169,17 +169,22 @@ export class LineSplitter {
    * reuse the chunk's memory once `push` returns.
    *
    * @param chunk The next bytes of the stream.
-   * @param text The chunk as text, if it is all ASCII (one character per
-   *   byte): lines that lie whole in it then go to the sink's `text` as
-   *   slices of it, with no view of the bytes made per line.
+   * @param text The chunk decoded, only if every byte of it is ASCII (make
+   *   it with `asciiText` from `codec.ts`): lines that need no held bytes
+   *   then go to the sink's `text` as slices of it, with no view of the
+   *   bytes made per line. The splitter checks only its length, so a text
+   *   with U+FFFD in place of an invalid byte would pass: never give one.
    */
   push(chunk: Uint8Array, text?: string): void {
     let start = 0;
     const end = chunk.length;
-    if (text !== undefined && this.#sink.text && text.length === end) {
-      start = this.#pushText(chunk, text);
-    }
+    const asText = text !== undefined && this.#sink.text !== undefined && text.length === end;
     while (start < end) {
+      // Between held lines, the text path takes every line it can.
+      if (asText && this.#buffered === 0 && !this.#skipping) {
+        start = this.#pushText(chunk, text, start);
+        if (start === end) return;
+      }
       const nl = chunk.indexOf(LF, start);
       if (nl === -1) {
         this.#keep(chunk.subarray(start));
@@ -207,14 +212,13 @@ export class LineSplitter {
   }
 
   /**
-   * The lines of an ASCII chunk that need no held bytes, as slices of its
-   * text; returns where the byte path must go on (at a held line's tail,
-   * a skipped line's tail, or the unfinished last line).
+   * The complete lines of an ASCII chunk from `start` on, as slices of its
+   * text (nothing is held, nothing skipped); returns where the unfinished
+   * last line begins, or the chunk's end.
    */
-  #pushText(chunk: Uint8Array, text: string): number {
+  #pushText(chunk: Uint8Array, text: string, start: number): number {
     const sink = this.#sink;
-    let start = 0;
-    while (this.#buffered === 0 && !this.#skipping) {
+    while (true) {
       const nl = text.indexOf("\n", start);
       if (nl === -1) return start;
       let stop = nl;
@@ -225,7 +229,6 @@ export class LineSplitter {
       }
       start = nl + 1;
     }
-    return start;
   }
 
   /**

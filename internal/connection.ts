@@ -526,8 +526,10 @@ export class ServerConnection {
 
   /**
    * How long (ms) the write in progress has made no progress, as far as the
-   * sweeps have seen: 0 when nothing is being written. Precise to one sweep
-   * interval (a quarter of the shortest deadline at most).
+   * sweeps have seen: 0 when nothing is being written. A stuck write is
+   * cut between `writeTimeout` and `writeTimeout` plus one sweep interval
+   * after its last progress (the interval: a quarter of the shortest
+   * deadline, kept between 10 ms and 1 s).
    */
   #writeStuck(now: number): number {
     const writer = this.#writer;
@@ -772,10 +774,10 @@ export class ServerConnection {
     if (pooled) {
       call.task = pool.run(call);
     } else if (measured && pool) {
-      // Moved here by measurement: keep measuring (one run in TIME_EVERY
-      // timed, every run checked for going async), and send it back if it
-      // turns slow or async.
-      const timed = placement.timeNext();
+      // Moved here by measurement: keep measuring (about one run in
+      // TIME_EVERY timed, every run checked for going async), and send it
+      // back if it turns slow or async.
+      const timed = placement.timeNext(command);
       const started = timed ? performance.now() : 0;
       call.task = this.#ctx.inline.run(call);
       if (!call.done) placement.ran(command, -1);

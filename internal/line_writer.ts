@@ -2,8 +2,8 @@
  * Writes lines to a socket, coalescing every line queued in the same tick
  * into one `write` (replies to a pipelined read go out together). It counts
  * what is not yet written, so the connection can stop reading from a client
- * that does not read its replies, and it remembers since when a write has
- * been stuck, so the server can cut a client that stopped reading.
+ * that does not read its replies, and the writes it completed, so the
+ * server can tell a stuck client (no write completes) from a slow one.
  *
  * @module
  */
@@ -11,22 +11,31 @@
 const encoder = new TextEncoder();
 
 /**
- * Output buffers, shared by every writer of the thread: a flush encodes into
- * one (`encodeInto`, no allocation) and gives it back once its write is
- * done, so an idle connection holds none. A fresh `encode()` per write cost
- * the hot path more than its socket work did.
+ * Output buffers, shared by every writer of the thread: a flush of up to
+ * 16 KiB encodes into one (`encodeInto`, no allocation) and gives it back as
+ * soon as the socket took every byte, so an idle connection holds none. A
+ * write the socket takes only in part goes on from an exact copy of the
+ * rest, so a client that stops reading pins its own bytes, not a spare (a
+ * flush whose very first write waits holds its spare until then: one per
+ * connection at most). Bigger flushes get an exact buffer from `encode()`.
  */
 const SPARE_BYTES = 16 * 1024;
 const MAX_SPARES = 64;
 const spares: Uint8Array[] = [];
 
-function takeBuffer(bytes: number): Uint8Array {
-  if (bytes > SPARE_BYTES) return new Uint8Array(bytes);
-  return spares.pop() ?? new Uint8Array(SPARE_BYTES);
+/** `text` as UTF-8, in a spare buffer (true) or a buffer of its own (false). */
+function encode(text: string): [Uint8Array, boolean] {
+  if (text.length <= SPARE_BYTES) {
+    const spare = spares.pop() ?? new Uint8Array(SPARE_BYTES);
+    const { read, written } = encoder.encodeInto(text, spare);
+    if (read === text.length) return [spare.subarray(0, written), true];
+    giveBack(spare); // Non-ASCII text longer in bytes than a spare.
+  }
+  return [encoder.encode(text), false];
 }
 
-function giveBack(buffer: Uint8Array): void {
-  if (buffer.length === SPARE_BYTES && spares.length < MAX_SPARES) spares.push(buffer);
+function giveBack(spare: Uint8Array): void {
+  if (spares.length < MAX_SPARES) spares.push(new Uint8Array(spare.buffer, 0, SPARE_BYTES));
 }
 
 /** The part of `Deno.Conn` a writer needs. */
@@ -111,20 +120,24 @@ export class LineWriter {
         this.#pending = [];
         this.#queued = 0;
         const text = lines.length === 1 ? lines[0] + "\n" : lines.join("\n") + "\n";
-        // UTF-8 takes at most 3 bytes per UTF-16 unit.
-        const buffer = takeBuffer(text.length * 3);
+        let [bytes, spare] = encode(text);
         try {
-          const length = encoder.encodeInto(text, buffer).written;
-          this.#writing = length;
+          this.#writing = bytes.length;
           let written = 0;
-          while (written < length) {
-            written += await this.#out.write(buffer.subarray(written, length));
-            this.#writing = length - written;
+          while (written < bytes.length) {
+            if (written > 0 && spare) {
+              // The client lags: go on from a copy of the rest, free the spare.
+              const rest = bytes.slice(written);
+              giveBack(bytes);
+              [bytes, spare, written] = [rest, false, 0];
+            }
+            written += await this.#out.write(written === 0 ? bytes : bytes.subarray(written));
+            this.#writing = bytes.length - written;
             this.#writes++;
             this.#release();
           }
         } finally {
-          giveBack(buffer);
+          if (spare) giveBack(bytes);
         }
       }
     } catch (error) {

@@ -17,9 +17,11 @@ export const CHEAP_US = 50;
  */
 export const OUTLIERS = SAMPLES / 8;
 /**
- * One inline run in this many is timed. A clock read costs 50-120 ns on a
- * virtual machine, two per call more than a cheap handler itself; a run that
- * goes async is noticed on every call all the same, without a clock.
+ * One inline run in this many is timed, on average, at random intervals
+ * (a fixed stride could keep missing a handler that is slow every 8th call).
+ * The first run after a move is always timed. A clock read costs 50-120 ns
+ * on a virtual machine, two per call more than a cheap handler itself; a run
+ * that goes async is noticed on every call all the same, without a clock.
  */
 export const TIME_EVERY = 8;
 /** An inline run slower than this (µs) counts as slow. */
@@ -42,6 +44,8 @@ interface Record {
   slowRuns: number;
   /** Times the command was sent back to the pool: each doubles the samples needed. */
   demotions: number;
+  /** Inline runs still to go before the next timed one. */
+  untimed: number;
 }
 
 /**
@@ -50,11 +54,23 @@ interface Record {
  */
 export class Placement {
   readonly #records = new Map<string, Record>();
-  #tick = 0;
+  readonly #random: () => number;
 
-  /** Whether to time the next inline run (one in {@linkcode TIME_EVERY}). */
-  timeNext(): boolean {
-    return ++this.#tick % TIME_EVERY === 0;
+  /** @param random Where the random intervals between timed runs come from (tests fix it). */
+  constructor(random: () => number = Math.random) {
+    this.#random = random;
+  }
+
+  /**
+   * Whether to time the next inline run of `command`: one in
+   * {@linkcode TIME_EVERY} on average, the gaps drawn at random.
+   */
+  timeNext(command: string): boolean {
+    const record = this.#records.get(command);
+    if (!record || record.untimed-- > 0) return false;
+    // A gap of 0 to 2 * TIME_EVERY - 2 untimed runs: TIME_EVERY on average.
+    record.untimed = Math.floor(this.#random() * (2 * TIME_EVERY - 1));
+    return true;
   }
 
   /** Whether calls to `command` should run where they arrive. */
@@ -66,7 +82,15 @@ export class Placement {
   pooled(command: string, cost: number): void {
     let record = this.#records.get(command);
     if (!record) {
-      record = { seen: 0, slow: 0, inline: false, runs: 0, slowRuns: 0, demotions: 0 };
+      record = {
+        seen: 0,
+        slow: 0,
+        inline: false,
+        runs: 0,
+        slowRuns: 0,
+        demotions: 0,
+        untimed: 0,
+      };
       this.#records.set(command, record);
     }
     if (record.inline) return;
@@ -78,7 +102,7 @@ export class Placement {
     }
     if (++record.seen >= window) {
       record.inline = true;
-      record.runs = record.slowRuns = 0;
+      record.runs = record.slowRuns = record.untimed = 0;
     }
   }
 

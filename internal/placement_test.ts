@@ -58,9 +58,39 @@ Deno.test("Placement sends a command back on a slow or async inline run, and wai
   assert.equal(placement.inline("get"), false);
 });
 
-Deno.test("Placement times one inline run in TIME_EVERY", () => {
-  const placement = new Placement();
-  const timed = Array.from({ length: TIME_EVERY * 4 }, () => placement.timeNext());
-  assert.equal(timed.filter(Boolean).length, 4);
-  assert.deepEqual(timed.slice(0, TIME_EVERY), [...Array(TIME_EVERY - 1).fill(false), true]);
+/** A placement whose `command` has just moved inline. */
+function promoted(command: string, random?: () => number): Placement {
+  const placement = new Placement(random);
+  for (let i = 0; i < SAMPLES; i++) placement.pooled(command, 5);
+  assert.equal(placement.inline(command), true);
+  return placement;
+}
+
+Deno.test("Placement times the first inline run, then one in TIME_EVERY at random gaps", () => {
+  assert.equal(new Placement().timeNext("get"), false, "a command it never saw is not timed");
+  // The shortest gaps (random 0): every run; the longest: 2 * TIME_EVERY - 2 untimed between.
+  const always = promoted("get", () => 0);
+  assert.deepEqual(Array.from({ length: 4 }, () => always.timeNext("get")), [
+    true,
+    true,
+    true,
+    true,
+  ]);
+  const sparse = promoted("get", () => 0.9999);
+  const runs = Array.from({ length: 2 * (2 * TIME_EVERY - 1) }, () => sparse.timeNext("get"));
+  assert.deepEqual(
+    runs.flatMap((timed, i) => timed ? [i] : []),
+    [0, 2 * TIME_EVERY - 1],
+  );
+  // With Math.random: one in TIME_EVERY on average (16,000 runs: 2,000 expected, sd ~25).
+  const placement = promoted("get");
+  let timed = 0;
+  for (let i = 0; i < 16_000; i++) if (placement.timeNext("get")) timed++;
+  assert.ok(timed > 1_700 && timed < 2_300, `${timed} of 16000 timed`);
+  // Each command keeps its own count.
+  const two = promoted("a", () => 0.9999);
+  for (let i = 0; i < SAMPLES; i++) two.pooled("b", 5);
+  assert.equal(two.timeNext("a"), true);
+  assert.equal(two.timeNext("b"), true);
+  assert.equal(two.timeNext("a"), false);
 });

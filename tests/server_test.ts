@@ -14,7 +14,7 @@ import {
 } from "../mod.ts";
 import { AdditionHandler } from "../examples/tutorial_server.ts";
 import { FIXTURES, RawClient, startFixtures, waitFor } from "./_helpers.ts";
-import { SAMPLES, SLOW_RUNS, TIME_EVERY } from "../internal/placement.ts";
+import { SAMPLES, SLOW_RUNS } from "../internal/placement.ts";
 
 const MODES = [{ name: "pool", threads: 2 }, { name: "inline", threads: 0 }] as const;
 
@@ -356,22 +356,24 @@ Deno.test("measured placement: a cheap command moves out of the pool, and back o
   const pooled = async (spinMs = 0) =>
     ((await client.execute("shifty", { spinMs })) as { thread: string }).thread ===
       "tcpy-worker-0";
-  // Pool runs until SAMPLES cheap ones are seen, then where the call arrives.
-  const first = [];
-  for (let i = 0; i < SAMPLES + 8; i++) first.push(await pooled());
-  assert.equal(first[0], true);
-  assert.equal(first.at(-1), false);
-  // Slow runs (3 ms, DEMOTE_US is 1 ms): only one in TIME_EVERY is timed,
-  // and more than SLOW_RUNS slow timed runs send it back.
+  // Pool runs until SAMPLES cheap ones are seen, then where the call arrives
+  // (more runs if a busy machine made some look slow: bounded here).
+  let poolRuns = 0;
+  while (await pooled()) {
+    poolRuns++;
+    assert.ok(poolRuns <= 20 * SAMPLES, `still in the pool after ${poolRuns} cheap calls`);
+  }
+  assert.ok(poolRuns >= SAMPLES, `moved after only ${poolRuns} pool runs`);
+  // Slow runs (3 ms, DEMOTE_US is 1 ms): about one in TIME_EVERY is timed
+  // (the first always), and more than SLOW_RUNS slow timed runs send it
+  // back: about 1 + SLOW_RUNS * TIME_EVERY slow calls (65), at random.
   let slowCalls = 0;
   while (!(await pooled(3))) {
     slowCalls++;
-    assert.ok(
-      slowCalls <= (SLOW_RUNS + 2) * TIME_EVERY,
-      `still inline after ${slowCalls} slow calls`,
-    );
+    assert.ok(slowCalls <= 400, `still inline after ${slowCalls} slow calls`);
   }
-  assert.ok(slowCalls >= SLOW_RUNS, `sent back after only ${slowCalls} slow calls`);
+  // Timing every run would send it back after exactly SLOW_RUNS + 1.
+  assert.ok(slowCalls > SLOW_RUNS + 3, `sent back after only ${slowCalls} slow calls`);
   assert.equal(await pooled(), true);
 });
 
