@@ -583,42 +583,34 @@ export class ServerConnection {
 
   /** A line that did not arrive whole in one all-ASCII read. */
   #onLine(bytes: Uint8Array): void {
-    if (!readsRequests(this.#phase)) return;
-    if (this.#ctx.idleTimeout > 0) this.#lastActive = Date.now();
-    if (this.#phase === "authenticating") {
-      this.#authenticate(bytes);
-      return;
-    }
-    let value: unknown;
-    try {
-      value = decodeLine(bytes);
-    } catch (error) {
-      this.#parseFailed(error);
-      return;
-    }
-    this.#onMessage(value, bytes.length);
+    this.#onFrame(bytes, bytes.length, decodeLine);
   }
 
   /** A line that arrived whole in one all-ASCII read: its text is its bytes. */
   #onText(text: string): void {
+    this.#onFrame(text, text.length, parseLine);
+  }
+
+  /** One line, `bytes` long on the wire, and the codec function that parses it. */
+  #onFrame<L extends Uint8Array | string>(
+    line: L,
+    bytes: number,
+    parse: (line: L) => unknown,
+  ): void {
     if (!readsRequests(this.#phase)) return;
     if (this.#ctx.idleTimeout > 0) this.#lastActive = Date.now();
     if (this.#phase === "authenticating") {
-      this.#authenticate(utf8.encode(text));
+      this.#authenticate(typeof line === "string" ? utf8.encode(line) : line);
       return;
     }
     let value: unknown;
     try {
-      value = parseLine(text);
+      value = parse(line);
     } catch (error) {
-      this.#parseFailed(error);
+      this.#replies.add(errorText(null, (error as TcpyError).toWire()));
       return;
     }
-    this.#onMessage(value, text.length);
-  }
-
-  #parseFailed(error: unknown): void {
-    this.#replies.add(errorText(null, (error as TcpyError).toWire()));
+    this.#onMessage(value, bytes);
   }
 
   /** One parsed line, `bytes` long: a request or a batch. */
