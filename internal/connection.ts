@@ -123,6 +123,9 @@ function sameSecret(given: string, expected: Uint8Array): boolean {
   return diff === 0;
 }
 
+/** Where a call runs: see `ServerConnection.#where`. */
+type Where = "pool" | "inline" | "here" | "timed";
+
 /** Where the reply to one message (or one batch element) goes. */
 interface ReplySink {
   /** One reply's JSON text, or `undefined` for a notification (no reply). */
@@ -691,6 +694,7 @@ export class ServerConnection {
       return;
     }
     const cls = this.#ctx.commands.get(method);
+    const where = cls && this.#where(cls, method);
     let refusal: WireError | undefined;
     if (!cls) {
       refusal = wireError(ErrorCode.METHOD_NOT_FOUND, unknownCommand(method, this.#ctx.commands));
@@ -701,8 +705,7 @@ export class ServerConnection {
         `Server busy: ${this.#ctx.maxInFlight} calls already in flight on this connection`,
       );
     } else if (
-      this.#ctx.pool && !cls.inline &&
-      !(cls.inline === undefined && this.#ctx.placement?.inline(method)) &&
+      where === "pool" && this.#ctx.pool &&
       !admitPooled(
         this.#ctx.pool.inFlight,
         this.#ctx.maxPendingCalls,
@@ -726,7 +729,19 @@ export class ServerConnection {
       sink.add(id === undefined ? undefined : errorText(id, refusal!));
       return;
     }
-    this.#start(cls, method, message.params, id, sink, bytes);
+    this.#start(cls, method, message.params, id, sink, bytes, where!);
+  }
+
+  /**
+   * Where a call to `cls` runs: in the pool, `"inline"` here (no pool, or
+   * `static inline = true`), or here by measured placement (`"here"`, or
+   * `"timed"` for the runs it times). One placement lookup per call.
+   */
+  #where(cls: HandlerClass, command: string): Where {
+    const { pool, placement } = this.#ctx;
+    if (!pool || cls.inline) return "inline";
+    if (cls.inline === false || !placement) return "pool";
+    return placement.next(command);
   }
 
   #deliver(params: unknown, bytes: number): void {
@@ -741,11 +756,11 @@ export class ServerConnection {
     id: JsonRpcId | undefined,
     sink: ReplySink,
     bytes: number,
+    where: Where,
   ): void {
     const { pool, placement, observer } = this.#ctx;
     const measured = cls.inline === undefined && placement !== undefined;
-    const pooled = pool !== undefined && !cls.inline &&
-      !(measured && placement.inline(command));
+    const pooled = where === "pool";
     if (pooled && this.#pooled++ === 0) this.#ctx.shares.holders++;
     const call = new ActiveCall(
       this,
@@ -764,18 +779,17 @@ export class ServerConnection {
     );
     this.#running++;
     if (pooled) {
-      call.task = pool.run(call);
-    } else if (measured && pool) {
-      // Moved here by measurement: keep measuring (about one run in
-      // TIME_EVERY timed, every run checked for going async), and send it
-      // back if it turns slow or async.
-      const timed = placement.timeNext(command);
-      const started = timed ? performance.now() : 0;
+      call.task = pool!.run(call);
+    } else if (where === "inline") {
       call.task = this.#ctx.inline.run(call);
-      if (!call.done) placement.ran(command, -1);
-      else if (timed) placement.ran(command, (performance.now() - started) * 1000);
     } else {
+      // Moved here by measurement: keep measuring (some runs timed, see
+      // Placement.next; every run checked for going async), and send it
+      // back if it turns slow or async.
+      const started = where === "timed" ? performance.now() : 0;
       call.task = this.#ctx.inline.run(call);
+      if (!call.done) placement!.ran(command, -1);
+      else if (where === "timed") placement!.ran(command, (performance.now() - started) * 1000);
     }
     // Only a call still running is tracked (for messages, timeouts, the
     // duplicate-id check): most inline calls finish before run() returns.

@@ -17,13 +17,20 @@ export const CHEAP_US = 50;
  */
 export const OUTLIERS = SAMPLES / 8;
 /**
- * One inline run in this many is timed, on average, at random intervals
- * (a fixed stride could keep missing a handler that is slow every 8th call).
- * The first run after a move is always timed. A clock read costs 50-120 ns
- * on a virtual machine, two per call more than a cheap handler itself; a run
- * that goes async is noticed on every call all the same, without a clock.
+ * One inline run in this many is timed, on average, at random intervals (a
+ * fixed stride could keep missing a handler that is slow every Nth call),
+ * while a command looks calm. A clock read costs 50-120 ns on a virtual
+ * machine: timing one run in 8 added ~65 ns per call to the tutorial's
+ * `add` (`deno task bench:hot`). A run that goes async is noticed on every
+ * call all the same, without a clock.
  */
-export const TIME_EVERY = 8;
+export const TIME_EVERY = 32;
+/**
+ * One run in this many is timed while a command is watched closely: for
+ * {@linkcode SAMPLES} timed runs after it moved here (the first one timed)
+ * and after any timed run over {@linkcode CHEAP_US}.
+ */
+export const TIME_WATCHFUL_EVERY = 4;
 /** An inline run slower than this (µs) counts as slow. */
 export const DEMOTE_US = 1_000;
 /**
@@ -46,6 +53,8 @@ interface Record {
   demotions: number;
   /** Inline runs still to go before the next timed one. */
   untimed: number;
+  /** Timed runs still to go at the watchful rate. */
+  watchful: number;
 }
 
 /**
@@ -62,15 +71,19 @@ export class Placement {
   }
 
   /**
-   * Whether to time the next inline run of `command`: one in
-   * {@linkcode TIME_EVERY} on average, the gaps drawn at random.
+   * Where the next call to `command` runs, in one lookup: `"pool"`, or
+   * where it arrived: `"timed"` for one run in {@linkcode TIME_EVERY} on
+   * average ({@linkcode TIME_WATCHFUL_EVERY} while watchful; the gaps drawn
+   * at random) and `"here"` for the others.
    */
-  timeNext(command: string): boolean {
+  next(command: string): "pool" | "here" | "timed" {
     const record = this.#records.get(command);
-    if (!record || record.untimed-- > 0) return false;
-    // A gap of 0 to 2 * TIME_EVERY - 2 untimed runs: TIME_EVERY on average.
-    record.untimed = Math.floor(this.#random() * (2 * TIME_EVERY - 1));
-    return true;
+    if (!record?.inline) return "pool";
+    if (record.untimed-- > 0) return "here";
+    // A gap of 0 to 2 * every - 2 untimed runs: one run in `every` on average.
+    const every = record.watchful > 0 ? TIME_WATCHFUL_EVERY : TIME_EVERY;
+    record.untimed = Math.floor(this.#random() * (2 * every - 1));
+    return "timed";
   }
 
   /** Whether calls to `command` should run where they arrive. */
@@ -90,6 +103,7 @@ export class Placement {
         slowRuns: 0,
         demotions: 0,
         untimed: 0,
+        watchful: 0,
       };
       this.#records.set(command, record);
     }
@@ -103,6 +117,7 @@ export class Placement {
     if (++record.seen >= window) {
       record.inline = true;
       record.runs = record.slowRuns = record.untimed = 0;
+      record.watchful = SAMPLES;
     }
   }
 
@@ -113,6 +128,8 @@ export class Placement {
   ran(command: string, cost: number): void {
     const record = this.#records.get(command);
     if (!record?.inline) return;
+    if (cost > CHEAP_US) record.watchful = SAMPLES;
+    else if (record.watchful > 0) record.watchful--;
     if (++record.runs > SAMPLES) record.runs = record.slowRuns = 0;
     if (cost >= 0 && (cost <= DEMOTE_US || ++record.slowRuns <= SLOW_RUNS)) return;
     record.inline = false;

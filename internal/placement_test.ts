@@ -7,6 +7,7 @@ import {
   SAMPLES,
   SLOW_RUNS,
   TIME_EVERY,
+  TIME_WATCHFUL_EVERY,
 } from "./placement.ts";
 
 Deno.test("Placement moves a command inline after SAMPLES cheap synchronous pool runs", () => {
@@ -66,31 +67,39 @@ function promoted(command: string, random?: () => number): Placement {
   return placement;
 }
 
-Deno.test("Placement times the first inline run, then one in TIME_EVERY at random gaps", () => {
-  assert.equal(new Placement().timeNext("get"), false, "a command it never saw is not timed");
-  // The shortest gaps (random 0): every run; the longest: 2 * TIME_EVERY - 2 untimed between.
-  const always = promoted("get", () => 0);
-  assert.deepEqual(Array.from({ length: 4 }, () => always.timeNext("get")), [
-    true,
-    true,
-    true,
-    true,
-  ]);
+Deno.test("Placement.next: watchful timing after a move and after a slow run, sparse when calm", () => {
+  assert.equal(new Placement().next("get"), "pool", "a command it never saw runs in the pool");
+  /** Indexes of the timed runs among `count`, each timed run noted with `cost`. */
+  const timedRuns = (placement: Placement, count: number, cost = 5) =>
+    Array.from({ length: count }, (_, i) => {
+      const where = placement.next("get");
+      assert.notEqual(where, "pool", "an inline command stays here between timings");
+      if (where === "timed") placement.ran("get", cost);
+      return where === "timed" ? i : -1;
+    }).filter((i) => i >= 0);
+  // The shortest gaps (random 0): every run is timed.
+  assert.equal(timedRuns(promoted("get", () => 0), 10).length, 10);
+  // The longest gaps: 2 * every - 2 untimed runs between timed ones. Watchful
+  // for SAMPLES timed runs after the move (the first run timed), then calm.
   const sparse = promoted("get", () => 0.9999);
-  const runs = Array.from({ length: 2 * (2 * TIME_EVERY - 1) }, () => sparse.timeNext("get"));
-  assert.deepEqual(
-    runs.flatMap((timed, i) => timed ? [i] : []),
-    [0, 2 * TIME_EVERY - 1],
-  );
-  // With Math.random: one in TIME_EVERY on average (16,000 runs: 2,000 expected, sd ~25).
+  const watchful = 2 * TIME_WATCHFUL_EVERY - 1;
+  const runs = timedRuns(sparse, SAMPLES * watchful + 2 * (2 * TIME_EVERY - 1));
+  assert.deepEqual(runs.slice(0, 3), [0, watchful, 2 * watchful]);
+  const calm = runs.slice(SAMPLES);
+  assert.deepEqual(calm.map((i) => i - calm[0]), [0, 2 * TIME_EVERY - 1]);
+  // A timed run over CHEAP_US makes it watchful again.
+  sparse.ran("get", CHEAP_US + 1);
+  const after = timedRuns(sparse, 3 * watchful);
+  assert.equal(after[1] - after[0], watchful);
+  // With Math.random: SAMPLES watchful timings, then one in TIME_EVERY
+  // (16,000 runs: ~527 timed expected, sd ~13).
   const placement = promoted("get");
-  let timed = 0;
-  for (let i = 0; i < 16_000; i++) if (placement.timeNext("get")) timed++;
-  assert.ok(timed > 1_700 && timed < 2_300, `${timed} of 16000 timed`);
+  const timed = timedRuns(placement, 16_000).length;
+  assert.ok(timed > 427 && timed < 627, `${timed} of 16000 timed`);
   // Each command keeps its own count.
   const two = promoted("a", () => 0.9999);
   for (let i = 0; i < SAMPLES; i++) two.pooled("b", 5);
-  assert.equal(two.timeNext("a"), true);
-  assert.equal(two.timeNext("b"), true);
-  assert.equal(two.timeNext("a"), false);
+  assert.equal(two.next("a"), "timed");
+  assert.equal(two.next("b"), "timed");
+  assert.equal(two.next("a"), "here");
 });

@@ -364,9 +364,9 @@ Deno.test("measured placement: a cheap command moves out of the pool, and back o
     assert.ok(poolRuns <= 20 * SAMPLES, `still in the pool after ${poolRuns} cheap calls`);
   }
   assert.ok(poolRuns >= SAMPLES, `moved after only ${poolRuns} pool runs`);
-  // Slow runs (3 ms, DEMOTE_US is 1 ms): about one in TIME_EVERY is timed
-  // (the first always), and more than SLOW_RUNS slow timed runs send it
-  // back: about 1 + SLOW_RUNS * TIME_EVERY slow calls (65), at random.
+  // Slow runs (3 ms, DEMOTE_US is 1 ms), right after the move, so at the
+  // watchful rate (one in TIME_WATCHFUL_EVERY timed): more than SLOW_RUNS
+  // slow timed runs send it back, about 1 + SLOW_RUNS * 4 slow calls (33).
   let slowCalls = 0;
   while (!(await pooled(3))) {
     slowCalls++;
