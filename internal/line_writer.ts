@@ -23,19 +23,22 @@ const SPARE_BYTES = 16 * 1024;
 const MAX_SPARES = 64;
 const spares: Uint8Array[] = [];
 
-/** `text` as UTF-8, in a spare buffer (true) or a buffer of its own (false). */
-function encode(text: string): [Uint8Array, boolean] {
+/**
+ * `text` as UTF-8, and the spare buffer it was encoded into (to give back
+ * once written), or `undefined` if it got a buffer of its own.
+ */
+function encode(text: string): [Uint8Array, Uint8Array | undefined] {
   if (text.length <= SPARE_BYTES) {
     const spare = spares.pop() ?? new Uint8Array(SPARE_BYTES);
     const { read, written } = encoder.encodeInto(text, spare);
-    if (read === text.length) return [spare.subarray(0, written), true];
+    if (read === text.length) return [spare.subarray(0, written), spare];
     giveBack(spare); // Non-ASCII text longer in bytes than a spare.
   }
-  return [encoder.encode(text), false];
+  return [encoder.encode(text), undefined];
 }
 
 function giveBack(spare: Uint8Array): void {
-  if (spares.length < MAX_SPARES) spares.push(new Uint8Array(spare.buffer, 0, SPARE_BYTES));
+  if (spares.length < MAX_SPARES) spares.push(spare);
 }
 
 /** The part of `Deno.Conn` a writer needs. */
@@ -127,9 +130,10 @@ export class LineWriter {
           while (written < bytes.length) {
             if (written > 0 && spare) {
               // The client lags: go on from a copy of the rest, free the spare.
-              const rest = bytes.slice(written);
-              giveBack(bytes);
-              [bytes, spare, written] = [rest, false, 0];
+              bytes = bytes.slice(written);
+              giveBack(spare);
+              spare = undefined;
+              written = 0;
             }
             written += await this.#out.write(written === 0 ? bytes : bytes.subarray(written));
             this.#writing = bytes.length - written;
@@ -137,7 +141,7 @@ export class LineWriter {
             this.#release();
           }
         } finally {
-          if (spare) giveBack(bytes);
+          if (spare) giveBack(spare);
         }
       }
     } catch (error) {
