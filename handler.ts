@@ -61,6 +61,8 @@ export type HandlerClass<P extends Params = any, R = unknown> = {
   new (params: P): TCPHandler<P, R>;
   /** Where calls run: `true` where they arrive, `false` in the pool, unset: measured. */
   readonly inline?: boolean;
+  /** `true`: every call runs on the server's one home thread, sharing its module state. */
+  readonly shared?: boolean;
 };
 
 /**
@@ -180,6 +182,31 @@ export abstract class TCPHandler<P extends Params = Params, R = unknown> {
    * @default {undefined}
    */
   static readonly inline?: boolean;
+
+  /**
+   * `true`: every call to this command runs on one thread of its own, the
+   * server's home thread, whatever `threads` and `ioThreads` are; so state at
+   * the module's top level (a `Map`, a counter) is one state for every
+   * client, as in a single-threaded server. Calls from one connection run
+   * in the order they arrived; connections take turns. A synchronous
+   * `execute()` runs whole before the next call starts, so a read, change
+   * and write of that state needs no lock. Cannot be combined with `inline`.
+   *
+   * @example A counter every client shares
+   * ```ts
+   * import { TCPHandler } from "./handler.ts";
+   * let count = 0;
+   * class Incr extends TCPHandler {
+   *   static override readonly shared = true;
+   *   execute() {
+   *     return this.success({ value: ++count });
+   *   }
+   * }
+   * ```
+   *
+   * @default {undefined}
+   */
+  static readonly shared?: boolean;
 
   /** The params the client sent with the call (`{}` if it sent none). */
   readonly params: P;

@@ -423,6 +423,12 @@ function checkCommands(commands: Commands): Map<string, HandlerClass> {
         `Cannot listen: command "${name}" must map to a class that extends TCPHandler`,
       );
     }
+    if (cls.shared && cls.inline !== undefined) {
+      throw new TypeError(
+        `Cannot listen: command "${name}" sets both static shared and static inline; ` +
+          "a shared command always runs on the home thread",
+      );
+    }
     map.set(name, cls);
   }
   return map;
@@ -543,9 +549,14 @@ export class TCPServer {
   async #start(): Promise<ListenAddress> {
     const commands = checkCommands(this.commands);
     const options = this.#options;
-    const needsPool = options.threads > 0 && [...commands.values()].some((cls) => !cls.inline);
     const module = options.module?.toString() ?? Deno.mainModule;
     const shards = shardCount(options);
+    // Shared commands need a home thread of their own wherever more than one
+    // thread could run them; a single-threaded server is its own home.
+    const home = [...commands.values()].some((cls) => cls.shared) &&
+      (options.threads > 0 || shards > 1);
+    const needsPool = home ||
+      (options.threads > 0 && [...commands.values()].some((cls) => !cls.inline));
     if ((needsPool || shards > 1) && !module) {
       throw new Error(
         "Cannot start the worker threads: there is no main module to load handlers from; " +
@@ -557,6 +568,7 @@ export class TCPServer {
       const pooled = new Map([...commands].filter(([, cls]) => !cls.inline));
       const pool = new WorkerPool({
         size: options.threads,
+        home,
         module,
         commands: pooled,
         limits: callLimits(options),

@@ -33,6 +33,7 @@ export function connectionContext(
     observer,
     clock: { now: performance.now() },
     pool,
+    workers: options.threads > 0,
     inline: new InlineExecutor({
       unread: { messages: options.maxUnreadMessages, bytes: options.maxUnreadBytes },
       maxSendBytes: options.maxReplyBytes,
@@ -53,7 +54,7 @@ export function connectionContext(
     maxReplyBytes: options.maxReplyBytes,
     messageTimeout: options.messageTimeout,
     shares: { holders: 0 },
-    placement: pool && options.autoInline ? new Placement() : undefined,
+    placement: pool && options.threads > 0 && options.autoInline ? new Placement() : undefined,
     handlerTimeout: options.handlerTimeout,
     writeTimeout: options.writeTimeout,
     idleTimeout: options.idleTimeout,

@@ -1,14 +1,26 @@
 /**
- * Which worker gets the next call: pure rules over the workers' loads,
- * table-tested. The pool keeps the state (loads, the rotating start, the
- * worker calls of this tick stick to).
+ * Which worker gets the next call, and whether any may take it now: pure
+ * rules over what each worker has been given and not yet started,
+ * table-tested. The pool keeps the state; calls no worker has room for
+ * wait in the pool's fair queue (`fair_queue.ts`), not in a worker.
+ *
+ * A worker's window is counted in expected microseconds of work, from the
+ * costs the workers report per command: a worker may hold many cheap calls
+ * (one `postMessage` carries them all) but only one call that is expensive
+ * or not yet measured. So a burst of heavy calls spreads over the workers at
+ * once, and a call never sits behind another in a busy worker while some
+ * other worker is idle.
  *
  * @module
  */
 
 /** What the balancer knows of a worker. */
 export interface WorkerLoad {
-  /** Calls running or queued there, including abandoned ones still running. */
+  /** Calls given to it whose synchronous part has not finished. */
+  readonly queued: number;
+  /** Their expected cost, in µs. */
+  readonly queuedUs: number;
+  /** Calls it holds in all (running async ones and conversations too). */
   readonly load: number;
   /** Whether it has loaded the handlers. */
   readonly ready: boolean;
@@ -16,78 +28,116 @@ export interface WorkerLoad {
   readonly dead: boolean;
 }
 
-/** Most calls of one tick sent to the same worker before spreading to the next. */
-export const STICKY_BATCH = 16;
+/** Expected µs of not-yet-started work a worker may hold beyond the first call. */
+export const WINDOW_US = 2_000;
+/** Most not-yet-started calls a worker may hold, however cheap. */
+export const WINDOW_CALLS = 32;
+/** Calls of one tick stay on one worker (one `postMessage`) while its queue is this cheap, in µs. */
+export const STICKY_US = 250;
+/** The cost assumed for a command before any run of it was measured: one per worker. */
+export const UNKNOWN_COST_US = WINDOW_US;
 
 /**
- * The least busy worker that has loaded; else any live one (its calls wait
- * for it); `undefined` when all are dead. The search starts at `start`
- * (modulo the count) and a tie keeps the first found, so a caller that
- * advances `start` on every pick rotates ties: calls one at a time visit
- * every worker (module state differs per worker, and tests should see that).
+ * Whether `worker` may be given a call expected to cost `cost` µs now: a
+ * worker with nothing queued takes any call; otherwise the call must fit
+ * its window.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hasRoom, WINDOW_US } from "./balancer.ts";
+ * const idle = { queued: 0, queuedUs: 0, load: 0, ready: true, dead: false };
+ * assert.equal(hasRoom(idle, 10 * WINDOW_US), true);
+ * assert.equal(hasRoom({ ...idle, queued: 1, queuedUs: WINDOW_US }, 5), false);
+ * assert.equal(hasRoom({ ...idle, queued: 1, queuedUs: 10 }, 5), true);
+ * ```
+ */
+export function hasRoom(worker: WorkerLoad, cost: number): boolean {
+  if (worker.dead || !worker.ready) return false;
+  if (worker.queued === 0) return true;
+  return worker.queued < WINDOW_CALLS && worker.queuedUs + cost <= WINDOW_US;
+}
+
+/**
+ * The worker with room for a call of `cost` µs that has the least queued
+ * work (then the fewest calls); `undefined` if none has room. The search
+ * starts at `start` (modulo the count) and a tie keeps the first found, so
+ * a caller that advances `start` on every pick rotates ties: calls one at a
+ * time visit every worker (module state differs per worker, and tests
+ * should see that).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { pick } from "./balancer.ts";
- * const idle = { load: 0, ready: true, dead: false };
- * const busy = { load: 3, ready: true, dead: false };
- * assert.equal(pick([busy, idle, idle], 0), 1);
- * assert.equal(pick([busy, idle, idle], 2), 2);
- * assert.equal(pick([{ ...idle, dead: true }], 0), undefined);
+ * const idle = { queued: 0, queuedUs: 0, load: 0, ready: true, dead: false };
+ * const busy = { queued: 1, queuedUs: 2_000, load: 1, ready: true, dead: false };
+ * assert.equal(pick([busy, idle, idle], 0, 2_000), 1);
+ * assert.equal(pick([busy, idle, idle], 2, 2_000), 2);
+ * assert.equal(pick([busy, busy], 0, 2_000), undefined);
  * ```
  */
-export function pick(workers: readonly WorkerLoad[], start: number): number | undefined {
+export function pick(
+  workers: readonly WorkerLoad[],
+  start: number,
+  cost: number,
+): number | undefined {
   let best: number | undefined;
   const n = workers.length;
-  const from = start % n;
+  const from = n === 0 ? 0 : start % n;
   for (let i = 0; i < n; i++) {
     const index = (from + i) % n;
     const worker = workers[index];
-    if (worker.dead) continue;
+    if (!hasRoom(worker, cost)) continue;
     if (best === undefined) best = index;
     else {
       const other = workers[best];
-      if (worker.ready && (!other.ready || worker.load < other.load)) best = index;
+      if (
+        worker.queuedUs < other.queuedUs ||
+        (worker.queuedUs === other.queuedUs && worker.load < other.load)
+      ) best = index;
     }
   }
   return best;
 }
 
 /**
- * Whether a call may go to `sticky`, the worker this tick's calls went to,
- * rather than to a fresh {@linkcode pick}: calls queued in the same tick stick
- * to one worker (fewer, bigger `postMessage` batches) while it is up, holds
- * fewer than {@linkcode STICKY_BATCH} of them, and is not that much busier
- * than the least busy worker.
- *
- * @param queued Calls and messages queued for `sticky` in this tick.
+ * Whether a call of `cost` µs may go to `sticky`, the worker this tick's
+ * calls went to, rather than to a fresh {@linkcode pick}: cheap calls of one
+ * tick share one `postMessage` while that worker's queue stays cheap.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { STICKY_BATCH, sticks } from "./balancer.ts";
- * const idle = { load: 0, ready: true, dead: false };
- * const loaded = { load: STICKY_BATCH + 1, ready: true, dead: false };
- * assert.equal(sticks(idle, 3, [idle, idle]), true);
- * assert.equal(sticks(idle, STICKY_BATCH, [idle, idle]), false);
- * assert.equal(sticks(loaded, 0, [loaded, idle]), false);
+ * import { sticks, STICKY_US } from "./balancer.ts";
+ * const cheap = { queued: 3, queuedUs: 30, load: 3, ready: true, dead: false };
+ * assert.equal(sticks(cheap, 10), true);
+ * assert.equal(sticks(cheap, STICKY_US), false);
  * ```
  */
-export function sticks(
-  sticky: WorkerLoad,
-  queued: number,
-  workers: readonly WorkerLoad[],
-): boolean {
-  if (sticky.dead || !sticky.ready || queued >= STICKY_BATCH) return false;
-  return sticky.load <= leastLoad(workers) + STICKY_BATCH;
+export function sticks(sticky: WorkerLoad, cost: number): boolean {
+  return hasRoom(sticky, cost) && sticky.queuedUs + cost <= STICKY_US;
 }
 
-/** The load of the least busy ready worker (Infinity if none is). */
-function leastLoad(workers: readonly WorkerLoad[]): number {
-  let least = Infinity;
-  for (const worker of workers) {
-    if (!worker.dead && worker.ready) least = Math.min(least, worker.load);
-  }
-  return least;
+/** Whether every worker is dead (none will ever take a call until replaced). */
+export function allDead(workers: readonly WorkerLoad[]): boolean {
+  return workers.every((worker) => worker.dead);
+}
+
+/**
+ * The next expected cost of a command after a run that cost `sample` µs:
+ * up at once, down slowly. A command whose cost depends on its params is
+ * taken at its recent worst, so cheap runs do not open a window that one
+ * expensive run then blocks.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nextCost } from "./balancer.ts";
+ * assert.equal(nextCost(10, 500), 500);
+ * assert.equal(nextCost(500, 10), 500 - (500 - 10) / 8);
+ * ```
+ */
+export function nextCost(expected: number, sample: number): number {
+  return sample >= expected ? sample : expected - (expected - sample) / 8;
 }

@@ -1,64 +1,103 @@
 import assert from "node:assert/strict";
-import { pick, sticks, STICKY_BATCH, type WorkerLoad } from "./balancer.ts";
+import {
+  hasRoom,
+  nextCost,
+  pick,
+  sticks,
+  STICKY_US,
+  WINDOW_CALLS,
+  WINDOW_US,
+  type WorkerLoad,
+} from "./balancer.ts";
 
-/** A worker: `3` is a ready worker with 3 calls, `"3s"` one still starting, `"x"` a dead one. */
-function w(spec: number | string): WorkerLoad {
-  if (spec === "x") return { load: 0, ready: false, dead: true };
-  if (typeof spec === "string") return { load: parseInt(spec), ready: false, dead: false };
-  return { load: spec, ready: true, dead: false };
+/**
+ * A worker: `[queued, queuedUs]` a ready worker with that much not yet started
+ * (load = queued), `"s"` one still starting, `"x"` a dead one.
+ */
+function w(spec: [number, number] | string, load?: number): WorkerLoad {
+  if (spec === "x") return { queued: 0, queuedUs: 0, load: 0, ready: false, dead: true };
+  if (typeof spec === "string") {
+    return { queued: 0, queuedUs: 0, load: 0, ready: false, dead: false };
+  }
+  return { queued: spec[0], queuedUs: spec[1], load: load ?? spec[0], ready: true, dead: false };
 }
 
-Deno.test("pick takes the least loaded ready worker, the first found on a tie, searching from start", () => {
-  const table: [workers: (number | string)[], start: number, picked: number | undefined][] = [
-    [[0, 0, 0], 0, 0],
-    [[0, 0, 0], 1, 1],
-    [[0, 0, 0], 2, 2],
-    [[0, 0, 0], 3, 0], // start wraps around
-    [[0, 0, 0], 7, 1],
-    [[2, 1, 3], 0, 1],
-    [[2, 1, 3], 2, 1],
-    [[1, 1, 0], 0, 2],
-    [[1, 0, 0], 0, 1],
-    [[1, 0, 0], 2, 2],
-    [["0s", 5], 0, 1], // a ready worker beats an idle one that is still starting
-    [[5, "0s"], 1, 0],
-    [["x", 4], 0, 1], // dead workers are skipped
-    [[0, "x", 3], 1, 0],
-    [["3s", "1s"], 0, 0], // none ready: any live one (its calls wait for it)
-    [["3s", "1s"], 1, 1],
-    [["x", "2s"], 0, 1],
-    [["x", "x"], 0, undefined],
-    [[], 0, undefined],
+Deno.test("hasRoom: an idle worker takes any call, a busy one only what fits its window", () => {
+  const table: [WorkerLoad, number, boolean][] = [
+    [w([0, 0]), 1e9, true],
+    [w([1, WINDOW_US]), 1, false], // one expensive call fills it
+    [w([1, 10]), WINDOW_US - 10, true],
+    [w([1, 10]), WINDOW_US - 9, false],
+    [w([WINDOW_CALLS, WINDOW_CALLS]), 1, false], // cheap calls: capped by count
+    [w([WINDOW_CALLS - 1, WINDOW_CALLS - 1]), 1, true],
+    [w("s"), 1, false], // not loaded yet: calls wait in the pool's queue
+    [w("x"), 1, false],
   ];
-  for (const [workers, start, picked] of table) {
-    assert.equal(pick(workers.map(w), start), picked, `pick(${JSON.stringify(workers)}, ${start})`);
+  for (const [worker, cost, room] of table) {
+    assert.equal(hasRoom(worker, cost), room, `hasRoom(${JSON.stringify(worker)}, ${cost})`);
   }
 });
 
-Deno.test("sticks keeps a tick's calls on one up worker until it holds STICKY_BATCH or runs far ahead", () => {
-  const S = STICKY_BATCH;
-  const table: [
-    sticky: number | string,
-    queued: number,
-    others: (number | string)[],
-    kept: boolean,
-  ][] = [
-    [0, 0, [0], true],
-    [0, S - 1, [0], true],
-    [0, S, [0], false], // a full batch: spread to the next
-    [S, 0, [0], true], // not much busier than the least busy
-    [S + 1, 0, [0], false],
-    [S + 1, 0, [1], true],
-    [S + 1, 0, ["0s", "x"], true], // only ready workers count as least busy
-    ["0s", 0, [0], false], // no longer up
-    ["x", 0, [0], false],
+Deno.test("pick takes the worker with the least queued work, then fewest calls, rotating ties", () => {
+  const idle = w([0, 0]);
+  const table: [WorkerLoad[], number, number, number | undefined][] = [
+    [[idle, idle, idle], 0, 5, 0],
+    [[idle, idle, idle], 1, 5, 1],
+    [[idle, idle, idle], 5, 5, 2], // start wraps around
+    [[w([1, 300]), w([1, 100]), w([1, 200])], 0, 5, 1],
+    [[w([0, 0], 3), w([0, 0], 1), w([0, 0], 2)], 0, 5, 1], // same queue: fewest calls
+    [[w([1, WINDOW_US]), idle], 0, WINDOW_US, 1], // a heavy call goes to the idle worker
+    [[w([1, WINDOW_US]), w([1, WINDOW_US])], 0, WINDOW_US, undefined], // none has room: wait
+    [[w("s"), w([1, 5])], 0, 5, 1],
+    [[w("x"), w("s")], 0, 5, undefined],
+    [[], 0, 5, undefined],
   ];
-  for (const [sticky, queued, others, kept] of table) {
-    const worker = w(sticky);
+  for (const [workers, start, cost, picked] of table) {
     assert.equal(
-      sticks(worker, queued, [worker, ...others.map(w)]),
-      kept,
-      `sticks(${sticky}, ${queued}, ${JSON.stringify(others)})`,
+      pick(workers, start, cost),
+      picked,
+      `pick(${JSON.stringify(workers)}, ${start}, ${cost})`,
     );
   }
+});
+
+Deno.test("a burst of expensive calls spreads one per worker; cheap calls share a worker", () => {
+  // Simulates the pool's placing of four unmeasured calls, then 16 cheap ones.
+  const workers = [0, 1, 2, 3].map(() => ({
+    queued: 0,
+    queuedUs: 0,
+    load: 0,
+    ready: true,
+    dead: false,
+  }));
+  const given: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const index = pick(workers, i, WINDOW_US);
+    if (index === undefined) {
+      given.push(-1);
+      continue;
+    }
+    workers[index].queued++;
+    workers[index].queuedUs += WINDOW_US;
+    given.push(index);
+  }
+  assert.deepEqual(given, [0, 1, 2, 3, -1, -1]);
+  const cheap = { queued: 0, queuedUs: 0, load: 0, ready: true, dead: false };
+  let stuck = 0;
+  while (sticks(cheap, 5)) {
+    cheap.queued++;
+    cheap.queuedUs += 5;
+    stuck++;
+  }
+  assert.equal(stuck, Math.min(WINDOW_CALLS, STICKY_US / 5));
+});
+
+Deno.test("nextCost rises at once and falls slowly", () => {
+  assert.equal(nextCost(0, 40), 40);
+  assert.equal(nextCost(40, 400_000), 400_000);
+  let cost = 400_000;
+  for (let i = 0; i < 8; i++) cost = nextCost(cost, 10);
+  assert.ok(cost > 400_000 / 4, `fell to ${cost} after 8 cheap runs`);
+  for (let i = 0; i < 200; i++) cost = nextCost(cost, 10);
+  assert.ok(cost < 20, `still ${cost} after 208 cheap runs`);
 });

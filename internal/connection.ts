@@ -30,7 +30,7 @@ import { clientGone, type Executor, type Invocation, type Task } from "./executo
 import { exactUtf8Length, utf8Length } from "./json_text.ts";
 import { closest } from "./suggest.ts";
 import { admitPooled, type PoolShares } from "./admission.ts";
-import type { Placement } from "./placement.ts";
+import { DEMOTE_US, type Placement } from "./placement.ts";
 import { nextPhase, type Phase, readsRequests } from "./phase.ts";
 import {
   type CallFailure,
@@ -54,10 +54,16 @@ export interface Observer {
   readonly warned: Set<string>;
 }
 
-let connections = 0;
 import { LineWriter } from "./line_writer.ts";
 import { readLines } from "./read_loop.ts";
 import type { Outcome } from "./run_handler.ts";
+import { TURN_GAP_MS, TURN_MIN_US, turnAfterYield, yieldTurn } from "./turns.ts";
+
+let connections = 0;
+/** Reads dispatched on this thread by any connection: shows whether others ran during a yield. */
+let threadReads = 0;
+/** A read's dispatch may take this long per line (µs) before its measured commands are judged slow. */
+const LINE_ALLOWANCE_US = 20;
 
 /** What every connection of one server shares. */
 export interface ConnectionContext {
@@ -65,6 +71,8 @@ export interface ConnectionContext {
   readonly commands: ReadonlyMap<string, HandlerClass>;
   /** The worker pool, if the server has one. */
   readonly pool: Executor | undefined;
+  /** Whether the pool has workers for any command (else only the home thread, for shared ones). */
+  readonly workers: boolean;
   /** The main-thread executor. */
   readonly inline: Executor;
   /** Largest message accepted, in bytes. */
@@ -212,6 +220,14 @@ class ActiveCall implements Invocation {
     return this.id !== undefined;
   }
 
+  get owner(): string {
+    return this.connection.owner;
+  }
+
+  get group(): string {
+    return this.connection.group;
+  }
+
   send(json: string): Promise<void> | undefined {
     return this.connection.sendFor(this, json);
   }
@@ -276,11 +292,29 @@ export class ServerConnection {
   /** Writes completed at the last sweep, and since when (ms since epoch) none has. */
   #writesSeen = 0;
   #stuckSince = 0;
+  /** Lines read but not yet dispatched: held while output waits or after the turn ran out. */
+  #held: (string | Uint8Array)[] = [];
+  #holding = false;
+  /** µs this connection has dispatched since it last gave way, and how long it may. */
+  #turnUs = 0;
+  #turnBudget = TURN_MIN_US;
+  /** When the dispatch in progress began, and when the last one ended (`performance.now()`). */
+  #dispatchStart = 0;
+  #dispatchEnd = 0;
+  /** Lines seen in the dispatch in progress. */
+  #lines = 0;
+  /** Measured commands run here in the dispatch in progress (for placement). */
+  readonly #here: string[] = [];
   /** This connection's number, for observers. */
   readonly #number = ++connections;
+  /** Who its pooled calls wait as: this connection, of this address (`fair_queue.ts`). */
+  readonly owner: string = String(this.#number);
+  readonly group: string;
 
   constructor(conn: Deno.Conn, ctx: ConnectionContext) {
     this.#conn = conn;
+    const addr = conn.remoteAddr as Partial<Deno.NetAddr>;
+    this.group = typeof addr.hostname === "string" ? addr.hostname : "";
     this.#ctx = ctx;
     this.#phase = ctx.auth === undefined ? "open" : "authenticating";
     this.#writer = new LineWriter(conn, () => this.abort());
@@ -356,16 +390,23 @@ export class ServerConnection {
     }, { maxMessageBytes: auth ? auth.maxMessageBytes : maxMessageBytes });
     this.#splitter = splitter;
     // Called before every read: notes when an unfinished line began (for the
-    // message timeout), and holds reading while replies wait (backpressure).
+    // message timeout), and holds reading while replies wait (backpressure),
+    // while lines are held, or when this connection's turn is over.
     const paused = () => {
       if (splitter.buffered === 0) this.#partialSince = 0;
       else if (this.#partialSince === 0) this.#partialSince = Date.now();
-      return this.#writer.pending >= maxOutputBytes
-        ? this.#writer.below(maxOutputBytes)
-        : undefined;
+      if (
+        this.#held.length > 0 || this.#writer.pending >= maxOutputBytes ||
+        this.#turnUs >= this.#turnBudget
+      ) return this.#giveWay();
+      return undefined;
+    };
+    const input = {
+      push: (chunk: Uint8Array, text?: string) => this.#timed(() => splitter.push(chunk, text)),
+      end: () => splitter.end(),
     };
     try {
-      await readLines(this.#conn, splitter, paused, asciiText);
+      await readLines(this.#conn, input, paused, asciiText);
     } catch {
       // Reset by the peer, or closed by abort(): either way no more input.
       this.abort();
@@ -379,6 +420,84 @@ export class ServerConnection {
     // replies before the socket closes.
     this.#cancelAll(clientGone());
     await this.drain();
+  }
+
+  /**
+   * Runs one dispatch (a read's lines, or held lines) timed: two clock reads
+   * per dispatch, not per call. The time counts against this connection's
+   * turn, and a slow dispatch sends the measured commands that ran inline
+   * in it back to the pool (placement.ts).
+   */
+  #timed(dispatch: () => void): void {
+    const start = performance.now();
+    // A gap since the last dispatch: the event loop turned, a fresh turn.
+    if (start - this.#dispatchEnd > TURN_GAP_MS) this.#turnUs = 0;
+    this.#dispatchStart = start;
+    this.#lines = 0;
+    threadReads++;
+    dispatch();
+    const end = performance.now();
+    this.#dispatchEnd = end;
+    const us = (end - start) * 1000;
+    this.#turnUs += us;
+    if (this.#here.length > 0) {
+      if (us > DEMOTE_US + this.#lines * LINE_ALLOWANCE_US) {
+        this.#ctx.placement!.slowRead(this.#here, us);
+      }
+      this.#here.length = 0;
+    }
+  }
+
+  /**
+   * Whether the line now arriving must be held rather than dispatched: the
+   * client has too many replies waiting (reading a whole read's calls at
+   * once would queue them all), or this connection's turn ran out (the
+   * clock is read every 16 lines).
+   */
+  #mustHold(): boolean {
+    if (this.#writer.pending >= this.#ctx.maxOutputBytes) return this.#holding = true;
+    if ((++this.#lines & 15) !== 0) return false;
+    const spent = this.#turnUs + (performance.now() - this.#dispatchStart) * 1000;
+    return this.#holding = spent >= this.#turnBudget;
+  }
+
+  /**
+   * Gives the other connections of this thread a turn (a timer: only a
+   * macrotask lets the event loop poll their sockets), or waits for the
+   * client to read its replies; then dispatches the held lines, as many as
+   * the new turn allows, until none is left. The turn grows while nobody
+   * else runs during the pauses, so a client alone keeps its throughput.
+   */
+  async #giveWay(): Promise<void> {
+    const maxOutputBytes = this.#ctx.maxOutputBytes;
+    do {
+      if (this.#writer.pending >= maxOutputBytes) {
+        await this.#writer.below(maxOutputBytes);
+      } else {
+        const before = threadReads;
+        await yieldTurn();
+        this.#turnBudget = turnAfterYield(this.#turnBudget, threadReads !== before);
+      }
+      if (this.#phase === "closed") return;
+      this.#turnUs = 0;
+      this.#holding = false;
+      if (this.#held.length > 0) this.#timed(() => this.#replay());
+    } while (this.#held.length > 0 || this.#writer.pending >= maxOutputBytes);
+  }
+
+  /** Dispatches held lines until none is left or the turn runs out again. */
+  #replay(): void {
+    const held = this.#held;
+    this.#held = [];
+    let i = 0;
+    for (; i < held.length && !this.#holding; i++) {
+      const line = held[i];
+      if (typeof line === "string") this.#onText(line);
+      else this.#onLine(line);
+    }
+    // A line that ran out the turn was held again (it is in #held now),
+    // ahead of the ones not reached.
+    for (; i < held.length; i++) this.#held.push(held[i]);
   }
 
   /**
@@ -430,7 +549,8 @@ export class ServerConnection {
   /** Closes at once: calls in flight lose their client (their `recv()` rejects). */
   abort(): void {
     if (this.#phase === "closed") return;
-    this.#cancelAll(clientGone());
+    // Cut: nothing can be answered, so calls still waiting for a worker are dropped.
+    this.#cancelAll(clientGone(), true);
     this.#close();
   }
 
@@ -563,8 +683,9 @@ export class ServerConnection {
     }
   }
 
-  #cancelAll(reason: Error): void {
-    for (const running of this.#calls.values()) running.task?.cancel(reason);
+  #cancelAll(reason: Error, drop = false): void {
+    for (const running of this.#calls.values()) running.task?.cancel(reason, drop);
+    if (drop) { for (const running of this.#notifications) running.task?.cancel(reason, true); }
   }
 
   #onOversize(limit: number): void {
@@ -601,6 +722,11 @@ export class ServerConnection {
     parse: (line: L) => unknown,
   ): void {
     if (!readsRequests(this.#phase)) return;
+    if (this.#holding || this.#mustHold()) {
+      // The splitter's bytes are its buffer's, reused: keep a copy.
+      this.#held.push(typeof line === "string" ? line : line.slice());
+      return;
+    }
     if (this.#ctx.idleTimeout > 0) this.#lastActive = Date.now();
     if (this.#phase === "authenticating") {
       this.#authenticate(typeof line === "string" ? utf8.encode(line) : line);
@@ -739,7 +865,8 @@ export class ServerConnection {
    */
   #where(cls: HandlerClass, command: string): Where {
     const { pool, placement } = this.#ctx;
-    if (!pool || cls.inline) return "inline";
+    if (cls.shared) return pool ? "pool" : "inline"; // the home thread, or the only thread
+    if (!pool || cls.inline || !this.#ctx.workers) return "inline";
     if (cls.inline === false || !placement) return "pool";
     return placement.next(command);
   }
@@ -759,7 +886,7 @@ export class ServerConnection {
     where: Where,
   ): void {
     const { pool, placement, observer } = this.#ctx;
-    const measured = cls.inline === undefined && placement !== undefined;
+    const measured = cls.inline === undefined && !cls.shared && placement !== undefined;
     const pooled = where === "pool";
     if (pooled && this.#pooled++ === 0) this.#ctx.shares.holders++;
     const call = new ActiveCall(
@@ -784,12 +911,12 @@ export class ServerConnection {
       call.task = this.#ctx.inline.run(call);
     } else {
       // Moved here by measurement: keep measuring (some runs timed, see
-      // Placement.next; every run checked for going async), and send it
-      // back if it turns slow or async.
+      // Placement.next; every dispatch timed, see #timed), and send it back
+      // if it turns slow. An async run is timed by its synchronous slice.
       const started = where === "timed" ? performance.now() : 0;
       call.task = this.#ctx.inline.run(call);
-      if (!call.done) placement!.ran(command, -1);
-      else if (where === "timed") placement!.ran(command, (performance.now() - started) * 1000);
+      this.#here.push(command);
+      if (where === "timed") placement!.ran(command, (performance.now() - started) * 1000);
     }
     // Only a call still running is tracked (for messages, timeouts, the
     // duplicate-id check): most inline calls finish before run() returns.
@@ -814,6 +941,7 @@ export class ServerConnection {
     if (call.done) return;
     call.done = true;
     if (call.measured && call.pooled && cost !== undefined) {
+      // An async handler is judged by its synchronous slice, like a sync one.
       this.#ctx.placement!.pooled(call.command, cost);
     }
     outcome = this.#observe(call, call.id, outcome, call.bytes);

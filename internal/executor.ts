@@ -28,24 +28,35 @@ export interface Invocation {
   /** Whether the call has an id, so the handler may send and recv. */
   readonly conversational: boolean;
   /**
+   * The connection it came on, and the client's address: calls waiting for a
+   * worker take turns by address, then by connection (`fair_queue.ts`).
+   */
+  readonly owner?: string;
+  readonly group?: string;
+  /**
    * Delivers conversation data (already JSON) from the handler to the
    * client. Returns a promise while the connection has too much output
    * waiting: the handler's `send()` waits for it (backpressure).
    */
   send(dataJson: string): Promise<void> | undefined;
   /**
-   * Delivers the call's outcome. Called exactly once; `cost` is the µs a
-   * synchronous handler took in a worker (-1: it was async), when known.
+   * Delivers the call's outcome. Called exactly once; `cost` is the µs the
+   * handler's synchronous part took in a worker, when known, and `async`
+   * whether it returned a promise (`cost` is then its first slice).
    */
-  finish(outcome: Outcome, cost?: number): void;
+  finish(outcome: Outcome, cost?: number, async?: boolean): void;
 }
 
 /** A running invocation, as the connection sees it: how to talk to it and stop it. */
 export interface Task {
   /** Delivers conversation data from the client to the handler; `bytes` is its size on the wire. */
   deliver(data: unknown, bytes: number): void;
-  /** Tells the handler its client is gone: pending and future `recv()` reject. */
-  cancel(reason: Error): void;
+  /**
+   * Tells the handler its client is gone: pending and future `recv()`
+   * reject. With `drop` (the connection was cut, nothing can be answered),
+   * a call that has not started yet never does.
+   */
+  cancel(reason: Error, drop?: boolean): void;
   /**
    * Gives up on a call that ran past the handler timeout (its caller has
    * been answered already): its result will be ignored, and a worker that

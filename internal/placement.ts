@@ -1,28 +1,31 @@
 /**
  * Where a call to a command without an explicit `static inline` runs: in
- * the worker pool until the pool has seen it is cheap and synchronous, then
- * where the call arrived (a worker round trip costs far more than such a
- * handler). A pure bookkeeping of costs, table-tested.
+ * the worker pool until the pool has seen that its synchronous part is
+ * cheap, then where the call arrived (a worker round trip costs far more
+ * than such a handler). Async handlers qualify by their synchronous slice:
+ * one that awaits I/O costs the thread little, and a hop would cost it a lot.
+ *
+ * Deno cannot pre-empt a handler, so a command whose cost depends on its
+ * params could stall the thread it runs on. The rules that keep that to
+ * once: the connection times every read's dispatch (two clock reads per
+ * read, not per call) and reports a slow one with the measured commands
+ * that ran in it; a command caught slow goes back to the pool at once, and
+ * is never moved again after {@linkcode MAX_DEMOTIONS} returns or one run
+ * (or read it ran alone in) of {@linkcode BAN_US} or more. A pure
+ * bookkeeping of costs, table-tested.
  *
  * @module
  */
 
 /** Pool runs of a command observed before it may move. */
 export const SAMPLES = 32;
-/** Synchronous run time, in µs, that counts as cheap. */
+/** Synchronous run time (or async slice), in µs, that counts as cheap in the pool. */
 export const CHEAP_US = 50;
-/**
- * Runs of a window allowed over {@linkcode CHEAP_US}: a busy machine
- * pre-empts threads, so one slow sample proves nothing.
- */
-export const OUTLIERS = SAMPLES / 8;
 /**
  * One inline run in this many is timed, on average, at random intervals (a
  * fixed stride could keep missing a handler that is slow every Nth call),
  * while a command looks calm. A clock read costs 50-120 ns on a virtual
- * machine: timing one run in 8 added ~65 ns per call to the tutorial's
- * `add` (`deno task bench:hot`). A run that goes async is noticed on every
- * call all the same, without a clock.
+ * machine; each read's dispatch is timed anyway (see the module doc).
  */
 export const TIME_EVERY = 32;
 /**
@@ -31,24 +34,22 @@ export const TIME_EVERY = 32;
  * and after any timed run over {@linkcode CHEAP_US}.
  */
 export const TIME_WATCHFUL_EVERY = 4;
-/** An inline run slower than this (µs) counts as slow. */
+/** An inline run (or a read's dispatch, beyond its allowance) slower than this (µs) sends it back. */
 export const DEMOTE_US = 1_000;
-/**
- * More than this many slow inline runs among {@linkcode SAMPLES} send the
- * command back (one run that went async does at once). Not one: a GC pause
- * or a pre-empted thread makes any run look slow now and then.
- */
-export const SLOW_RUNS = SAMPLES / 4;
+/** A run this slow (µs) is no hiccup: its command never runs inline again. */
+export const BAN_US = 20_000;
+/** Returns to the pool after which a command stays there for good. */
+export const MAX_DEMOTIONS = 3;
 
-interface Record {
+/** One command's placement. */
+interface CommandPlacement {
   /** Pool runs seen in the current window, and how many of them were slow. */
   seen: number;
   slow: number;
   /** Whether calls now run where they arrive. */
   inline: boolean;
-  /** Inline runs in the current window, and how many were slow. */
-  runs: number;
-  slowRuns: number;
+  /** Never again inline. */
+  banned: boolean;
   /** Times the command was sent back to the pool: each doubles the samples needed. */
   demotions: number;
   /** Inline runs still to go before the next timed one. */
@@ -58,11 +59,23 @@ interface Record {
 }
 
 /**
- * Per-command placement. `cost` is a run's duration in µs when `execute()`
- * returned synchronously, or -1 when it returned a promise.
+ * Per-command placement for one serving thread. Costs are in µs.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Placement, SAMPLES } from "./placement.ts";
+ * const placement = new Placement(() => 0);
+ * for (let i = 0; i < SAMPLES; i++) placement.pooled("add", 3);
+ * assert.notEqual(placement.next("add"), "pool");
+ * placement.slowRead(["add"], 30_000); // ran alone in a 30 ms read
+ * assert.equal(placement.next("add"), "pool");
+ * for (let i = 0; i < 100 * SAMPLES; i++) placement.pooled("add", 3);
+ * assert.equal(placement.next("add"), "pool"); // for good
+ * ```
  */
 export class Placement {
-  readonly #records = new Map<string, Record>();
+  readonly #records = new Map<string, CommandPlacement>();
   readonly #random: () => number;
 
   /** @param random Where the random intervals between timed runs come from (tests fix it). */
@@ -86,12 +99,10 @@ export class Placement {
     return "timed";
   }
 
-  /** Whether calls to `command` should run where they arrive. */
-  inline(command: string): boolean {
-    return this.#records.get(command)?.inline ?? false;
-  }
-
-  /** Notes the cost of a run of `command` in the pool. */
+  /**
+   * Notes the cost of a run of `command` in the pool: its synchronous time,
+   * or for an `async` one its first synchronous slice.
+   */
   pooled(command: string, cost: number): void {
     let record = this.#records.get(command);
     if (!record) {
@@ -99,41 +110,53 @@ export class Placement {
         seen: 0,
         slow: 0,
         inline: false,
-        runs: 0,
-        slowRuns: 0,
+        banned: false,
         demotions: 0,
         untimed: 0,
         watchful: 0,
       };
       this.#records.set(command, record);
     }
-    if (record.inline) return;
+    if (record.inline || record.banned) return;
     const window = SAMPLES * 2 ** record.demotions;
     if (cost < 0 || (cost > CHEAP_US && ++record.slow > window / 8)) {
-      // Async, or too often slow: start over.
+      // Too often slow: start over.
       record.seen = record.slow = 0;
       return;
     }
     if (++record.seen >= window) {
       record.inline = true;
-      record.runs = record.slowRuns = record.untimed = 0;
+      record.untimed = 0;
       record.watchful = SAMPLES;
     }
   }
 
-  /**
-   * Notes the cost of an inline run of `command` (a timed one, or -1 for any
-   * that went async); a slow or async one sends it back.
-   */
+  /** Notes the cost of a timed inline run of `command`; a slow one sends it back. */
   ran(command: string, cost: number): void {
     const record = this.#records.get(command);
     if (!record?.inline) return;
     if (cost > CHEAP_US) record.watchful = SAMPLES;
     else if (record.watchful > 0) record.watchful--;
-    if (++record.runs > SAMPLES) record.runs = record.slowRuns = 0;
-    if (cost >= 0 && (cost <= DEMOTE_US || ++record.slowRuns <= SLOW_RUNS)) return;
+    if (cost > DEMOTE_US) this.#demote(record, cost >= BAN_US);
+  }
+
+  /**
+   * A read whose dispatch took `us` beyond its allowance, with the measured
+   * commands that ran inline in it: each goes back to the pool. One that ran
+   * alone in a read of {@linkcode BAN_US} or more stays there.
+   */
+  slowRead(commands: readonly string[], us: number): void {
+    const alone = commands.every((command) => command === commands[0]);
+    for (const command of new Set(commands)) {
+      const record = this.#records.get(command);
+      if (record?.inline) this.#demote(record, alone && us >= BAN_US);
+    }
+  }
+
+  #demote(record: CommandPlacement, ban: boolean): void {
     record.inline = false;
     record.seen = record.slow = 0;
-    record.demotions = Math.min(record.demotions + 1, 10);
+    record.demotions++;
+    if (ban || record.demotions >= MAX_DEMOTIONS) record.banned = true;
   }
 }

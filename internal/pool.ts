@@ -18,7 +18,16 @@
 import { ErrorCode, type WireError } from "../errors.ts";
 import type { HandlerClass } from "../handler.ts";
 import { backoffDelay } from "./backoff.ts";
-import { pick, sticks } from "./balancer.ts";
+import {
+  allDead,
+  hasRoom,
+  nextCost,
+  pick,
+  sticks,
+  UNKNOWN_COST_US,
+  type WorkerLoad,
+} from "./balancer.ts";
+import { FairQueue } from "./fair_queue.ts";
 import { CrashBreaker } from "./crash_breaker.ts";
 import {
   type CallLimits,
@@ -26,6 +35,7 @@ import {
   type Invocation,
   NO_CALL_LIMITS,
   type Task,
+  unreadOverflow,
 } from "./executor.ts";
 import type { FromWorker, InitMessage, ToWorker, WorkerEndpoint } from "./worker_messages.ts";
 
@@ -41,6 +51,11 @@ export interface PoolClock {
 export interface PoolOptions {
   /** Number of workers. */
   size: number;
+  /**
+   * Start one more worker, the home thread, that runs every call of the
+   * commands marked `static shared` and nothing else.
+   */
+  home?: boolean;
   /** URL of the module that defines the handler classes. */
   module: string;
   /** The command map to rebuild in each worker. */
@@ -88,19 +103,41 @@ const RESTART_DELAY = { baseDelay: 100, maxDelay: 5_000 };
 /** A worker that dies sooner than this (ms) after it started counts as a failed start. */
 const QUICK_CRASH_MS = 2_000;
 
+/** One call, from `run()` until it is answered or given up. */
+class Job {
+  /** The worker it was given to; `undefined` while it waits in the pool's queue. */
+  slot: Slot | undefined = undefined;
+  /** Its synchronous part has finished in the worker (it no longer fills the window). */
+  started = false;
+  /** Answered already (timed out) but maybe still running: its result is dropped. */
+  abandoned = false;
+  /** Dropped while waiting: never given to a worker. */
+  gone = false;
+  /** µs the synchronous slice of an async run took, as the worker reported. */
+  slice = 0;
+  /** Why its client went away while it waited (told to its handler when it starts). */
+  cancelled: string | undefined = undefined;
+  /** Conversation messages that arrived while it waited. */
+  early: { data: unknown; bytes: number }[] | undefined = undefined;
+  earlyBytes = 0;
+
+  constructor(readonly id: number, readonly call: Invocation, readonly cost: number) {}
+}
+
 /** One worker, as the pool sees it. */
-class Slot {
-  readonly jobs = new Map<number, Invocation>();
+class Slot implements WorkerLoad {
+  readonly jobs = new Map<number, Job>();
   outbox: ToWorker[] = [];
   ready = false;
   dead = false;
+  /** Jobs given to it whose synchronous part has not finished, and their expected µs. */
+  queued = 0;
+  queuedUs = 0;
   readonly started = Promise.withResolvers<void>();
   /** When the worker became ready (ms since epoch), 0 until it is. */
   readyAt = 0;
   /** Cancels the start timeout. */
   cancelStart: (() => void) | undefined;
-  /** Calls given up on but possibly still running there. */
-  abandoned = 0;
   /** Outstanding liveness pings: number → cancels the timer that writes the worker off. */
   readonly pings = new Map<number, () => void>();
 
@@ -108,13 +145,17 @@ class Slot {
     readonly endpoint: WorkerEndpoint,
     readonly index: number,
     readonly failures: number,
+    /** The home thread (shared commands only). */
+    readonly home: boolean,
   ) {}
 
   /** Calls running or queued there, including abandoned ones still running. */
   get load(): number {
-    return this.jobs.size + this.abandoned;
+    return this.jobs.size;
   }
 }
+
+const REFUSED: Task = { deliver() {}, cancel() {}, abandon() {} };
 
 /**
  * An {@linkcode Executor} backed by `size` workers.
@@ -167,6 +208,14 @@ export class WorkerPool implements Executor {
   readonly #spawnEndpoint: (name: string) => WorkerEndpoint;
   readonly #clock: PoolClock;
   readonly #slots: Slot[] = [];
+  /** The home thread, for commands marked `static shared`. */
+  #home: Slot | undefined;
+  /** Calls no worker has room for yet, served round-robin by address and connection. */
+  readonly #waiting = new FairQueue<Job>();
+  /** The same for the home thread. */
+  readonly #homeWaiting = new FairQueue<Job>();
+  /** Expected µs of a run, per command, from the costs the workers report. */
+  readonly #costs = new Map<string, number>();
   #nextJob = 1;
   #nextPing = 1;
   #inFlight = 0;
@@ -193,9 +242,19 @@ export class WorkerPool implements Executor {
     };
   }
 
-  /** Number of calls running or queued in the workers. */
+  /** Number of calls running or queued, in the workers or waiting for one. */
   get inFlight(): number {
     return this.#inFlight;
+  }
+
+  /** Calls waiting for a worker to have room. */
+  get waiting(): number {
+    return this.#waiting.size + this.#homeWaiting.size;
+  }
+
+  /** Every worker, the home thread last. */
+  #all(): Slot[] {
+    return this.#home ? [...this.#slots, this.#home] : this.#slots;
   }
 
   /**
@@ -205,8 +264,9 @@ export class WorkerPool implements Executor {
    */
   async start(): Promise<void> {
     for (let i = 0; i < this.#options.size; i++) this.#slots.push(this.#spawn(i, 0));
+    if (this.#options.home) this.#home = this.#spawn(this.#options.size, 0, true);
     try {
-      await Promise.all(this.#slots.map((slot) => slot.started.promise));
+      await Promise.all(this.#all().map((slot) => slot.started.promise));
     } catch (error) {
       await this.close();
       throw error;
@@ -214,58 +274,166 @@ export class WorkerPool implements Executor {
     this.#starting = false;
   }
 
-  /** Queues `call` on the least busy worker. */
+  /**
+   * Gives `call` to a worker with room for it, or queues it until one has:
+   * waiting calls are taken round-robin by `call.group` (the client's
+   * address) and `call.owner` (its connection).
+   */
   run(call: Invocation): Task {
     if (this.#breaker.armed) {
       const refused = this.#breaker.refusal(call.command, this.#clock.now());
       if (refused) {
         call.finish({ error: refused });
-        return { deliver() {}, cancel() {}, abandon() {} };
+        return REFUSED;
       }
     }
-    let slot = this.#sticky;
-    if (!slot || !sticks(slot, slot.outbox.length, this.#slots)) {
-      const index = pick(this.#slots, this.#cursor++);
-      slot = index === undefined ? undefined : this.#slots[index];
-      this.#sticky = slot;
-    }
-    if (!slot) {
+    const shared = call.handler.shared === true && this.#home !== undefined;
+    if (shared ? this.#home!.dead : this.#slots.length === 0 || allDead(this.#slots)) {
       call.finish({
         error: {
           code: ErrorCode.WORKER_CRASHED,
           message: "No worker is running: all are restarting",
         },
       });
-      return { deliver() {}, cancel() {}, abandon() {} };
+      return REFUSED;
     }
-    const target = slot;
-    const job = this.#nextJob++;
-    slot.jobs.set(job, call);
+    const job = new Job(
+      this.#nextJob++,
+      call,
+      this.#costs.get(call.command) ?? UNKNOWN_COST_US,
+    );
     this.#inFlight++;
+    const waiting = shared ? this.#homeWaiting : this.#waiting;
+    if (waiting.size > 0 || !this.#place(job, shared)) {
+      waiting.push(call.group ?? "", call.owner ?? "", job);
+    }
+    return {
+      deliver: (data, bytes) => this.#deliver(job, data, bytes),
+      cancel: (reason, drop) => {
+        if (job.slot) {
+          if (!job.abandoned && job.slot.jobs.has(job.id)) {
+            this.#queue(job.slot, { type: "cancel", job: job.id, message: reason.message });
+          }
+        } else if (job.gone) {
+          // Nothing to tell.
+        } else if (drop) {
+          // Its connection was cut before any worker took it: it never runs.
+          this.#drop(job);
+          call.finish({ error: { code: ErrorCode.CONNECTION_CLOSED, message: reason.message } });
+        } else {
+          // Its client only stopped sending: it still runs, and learns at once.
+          job.cancelled = reason.message;
+        }
+      },
+      abandon: (reason) => {
+        const slot = job.slot;
+        if (!slot) {
+          if (!job.gone) this.#drop(job);
+          return;
+        }
+        if (job.abandoned || !slot.jobs.has(job.id)) return;
+        job.abandoned = true;
+        this.#inFlight--;
+        this.#queue(slot, { type: "cancel", job: job.id, message: reason.message });
+        this.#probe(slot, call.command);
+      },
+    };
+  }
+
+  /** Takes a waiting job out of the count; the queue skips it when its turn comes. */
+  #drop(job: Job): void {
+    job.gone = true;
+    job.early = undefined;
+    this.#inFlight--;
+  }
+
+  /** Conversation data for a job: to its worker, or held (within the unread limits) while it waits. */
+  #deliver(job: Job, data: unknown, bytes: number): void {
+    if (job.slot) {
+      if (!job.abandoned && job.slot.jobs.has(job.id)) {
+        this.#queue(job.slot, { type: "msg", job: job.id, data, bytes });
+      }
+      return;
+    }
+    if (job.gone) return;
+    const { unread } = this.#options.limits ?? NO_CALL_LIMITS;
+    job.early ??= [];
+    job.early.push({ data, bytes });
+    job.earlyBytes += bytes;
+    if (job.early.length > unread.messages || job.earlyBytes > unread.bytes) {
+      this.#drop(job);
+      job.call.finish({
+        error: { code: ErrorCode.SERVER_BUSY, message: unreadOverflow(unread).message },
+      });
+    }
+  }
+
+  /**
+   * Gives `job` to the home thread (`shared`), or to the sticky worker or the
+   * best one with room; false if none has room.
+   */
+  #place(job: Job, shared: boolean): boolean {
+    let slot: Slot;
+    if (shared) {
+      slot = this.#home!;
+      if (!hasRoom(slot, job.cost)) return false;
+    } else if (this.#sticky && sticks(this.#sticky, job.cost)) {
+      slot = this.#sticky;
+    } else {
+      const index = pick(this.#slots, this.#cursor++, job.cost);
+      if (index === undefined) return false;
+      slot = this.#slots[index];
+      this.#sticky = slot;
+    }
+    job.slot = slot;
+    slot.jobs.set(job.id, job);
+    slot.queued++;
+    slot.queuedUs += job.cost;
+    const { call } = job;
     this.#queue(slot, {
       type: "run",
-      job,
+      job: job.id,
       command: call.command,
       params: call.params,
       conversational: call.conversational,
     });
-    return {
-      deliver: (data, bytes) => {
-        if (target.jobs.has(job)) this.#queue(target, { type: "msg", job, data, bytes });
-      },
-      cancel: (reason) => {
-        if (target.jobs.has(job)) {
-          this.#queue(target, { type: "cancel", job, message: reason.message });
-        }
-      },
-      abandon: (reason) => {
-        if (!target.jobs.delete(job)) return;
-        this.#inFlight--;
-        target.abandoned++;
-        this.#queue(target, { type: "cancel", job, message: reason.message });
-        this.#probe(target, call.command);
-      },
-    };
+    if (job.early) {
+      for (const { data, bytes } of job.early) {
+        this.#queue(slot, { type: "msg", job: job.id, data, bytes });
+      }
+      job.early = undefined;
+    }
+    if (job.cancelled !== undefined) {
+      this.#queue(slot, { type: "cancel", job: job.id, message: job.cancelled });
+    }
+    return true;
+  }
+
+  /** Gives waiting jobs, in their fair order, to workers that have room. */
+  #pump(): void {
+    this.#pumpQueue(this.#waiting, false);
+    if (this.#home) this.#pumpQueue(this.#homeWaiting, true);
+  }
+
+  #pumpQueue(waiting: FairQueue<Job>, shared: boolean): void {
+    while (waiting.size > 0) {
+      const job = waiting.peek()!;
+      if (job.gone) waiting.shift();
+      else if (this.#place(job, shared)) waiting.shift();
+      else return;
+    }
+  }
+
+  /** Notes that `job`'s synchronous part is over: it no longer fills its worker's window. */
+  #began(slot: Slot, job: Job): void {
+    if (job.started) return;
+    job.started = true;
+    slot.queued--;
+    slot.queuedUs -= job.cost;
+  }
+
+  #learn(command: string, cost: number): void {
+    this.#costs.set(command, nextCost(this.#costs.get(command) ?? 0, cost));
   }
 
   /** Stops every worker; calls still running fail with a shutting-down error. */
@@ -273,17 +441,22 @@ export class WorkerPool implements Executor {
     this.#closed = true;
     for (const cancel of this.#respawns) cancel();
     this.#respawns.clear();
-    for (const slot of this.#slots) {
-      this.#retire(slot, {
-        code: ErrorCode.SHUTTING_DOWN,
-        message: "The server shut down before the call finished",
-      });
+    const error = {
+      code: ErrorCode.SHUTTING_DOWN,
+      message: "The server shut down before the call finished",
+    };
+    for (const job of [...this.#waiting.drain(), ...this.#homeWaiting.drain()]) {
+      if (job.gone) continue;
+      this.#drop(job);
+      job.call.finish({ error });
     }
+    for (const slot of this.#all()) this.#retire(slot, error);
     return Promise.resolve();
   }
 
-  #spawn(index: number, failures: number): Slot {
-    const slot = new Slot(this.#spawnEndpoint(`tcpy-worker-${index}`), index, failures);
+  #spawn(index: number, failures: number, home = false): Slot {
+    const name = home ? "tcpy-home" : `tcpy-worker-${index}`;
+    const slot = new Slot(this.#spawnEndpoint(name), index, failures, home);
     const { endpoint } = slot;
     endpoint.onmessage = (event) => this.#receive(slot, event.data);
     endpoint.onerror = (event) => {
@@ -304,15 +477,25 @@ export class WorkerPool implements Executor {
   #receive(slot: Slot, batch: FromWorker[]): void {
     for (const message of batch) {
       switch (message.type) {
+        case "began": {
+          // An async handler's synchronous part is over: its worker has room again.
+          const job = slot.jobs.get(message.job);
+          if (!job) break;
+          job.slice = message.cost;
+          this.#began(slot, job);
+          this.#learn(job.call.command, message.cost);
+          break;
+        }
         case "done": {
-          const call = slot.jobs.get(message.job);
-          if (call) {
-            slot.jobs.delete(message.job);
-            this.#inFlight--;
-            call.finish(message.outcome, message.cost);
-          } else if (slot.abandoned > 0) {
-            slot.abandoned--;
-          }
+          const job = slot.jobs.get(message.job);
+          if (!job) break;
+          slot.jobs.delete(message.job);
+          this.#began(slot, job);
+          const async = message.cost < 0;
+          if (!async) this.#learn(job.call.command, message.cost);
+          if (job.abandoned) break;
+          this.#inFlight--;
+          job.call.finish(message.outcome, async ? job.slice : message.cost, async);
           break;
         }
         case "pong":
@@ -323,19 +506,19 @@ export class WorkerPool implements Executor {
           // Acknowledged once the connection has room, so the handler's
           // send() waits while its client does not read.
           const { job, json } = message;
-          const wait = slot.jobs.get(job)?.send(json);
+          const entry = slot.jobs.get(job);
+          const wait = entry && !entry.abandoned ? entry.call.send(json) : undefined;
           if (!wait) this.#queue(slot, { type: "sent", job, bytes: json.length });
           else wait.then(() => this.#queue(slot, { type: "sent", job, bytes: json.length }));
           break;
         }
         case "overflow": {
-          const call = slot.jobs.get(message.job);
-          if (call) {
+          const job = slot.jobs.get(message.job);
+          if (job && !job.abandoned) {
             // The handler may still be running: count it as abandoned.
-            slot.jobs.delete(message.job);
+            job.abandoned = true;
             this.#inFlight--;
-            slot.abandoned++;
-            call.finish({ error: { code: ErrorCode.SERVER_BUSY, message: message.message } });
+            job.call.finish({ error: { code: ErrorCode.SERVER_BUSY, message: message.message } });
           }
           break;
         }
@@ -353,11 +536,12 @@ export class WorkerPool implements Executor {
           this.#crashed(
             slot,
             "the worker exited",
-            message.job === undefined ? undefined : slot.jobs.get(message.job)?.command,
+            message.job === undefined ? undefined : slot.jobs.get(message.job)?.call.command,
           );
           break;
       }
     }
+    this.#pump();
   }
 
   #queue(slot: Slot, message: ToWorker): void {
@@ -372,6 +556,7 @@ export class WorkerPool implements Executor {
     this.#scheduled = false;
     this.#sticky = undefined;
     for (const slot of this.#slots) this.#flushSlot(slot);
+    if (this.#home) this.#flushSlot(this.#home);
   }
 
   #flushSlot(slot: Slot): void {
@@ -387,9 +572,12 @@ export class WorkerPool implements Executor {
           slot.endpoint.postMessage([message]);
         } catch (error) {
           if (message.type === "ping") continue;
-          const call = slot.jobs.get(message.job);
-          if (slot.jobs.delete(message.job)) this.#inFlight--;
-          call?.finish({
+          const job = slot.jobs.get(message.job);
+          if (!job || !slot.jobs.delete(message.job)) continue;
+          this.#began(slot, job);
+          if (job.abandoned) continue;
+          this.#inFlight--;
+          job.call.finish({
             error: {
               code: ErrorCode.INVALID_PARAMS,
               message: `Invalid params: cannot pass them to a worker: ${(error as Error).message}`,
@@ -397,6 +585,8 @@ export class WorkerPool implements Executor {
           });
         }
       }
+      // The failed calls left room in the window.
+      this.#pump();
     }
   }
 
@@ -433,21 +623,23 @@ export class WorkerPool implements Executor {
     slot.endpoint.terminate();
     slot.started.promise.catch(() => {});
     slot.started.reject(new Error(error.message));
-    const jobs = [...slot.jobs.values()];
+    const jobs = [...slot.jobs.values()].filter((job) => !job.abandoned);
     slot.jobs.clear();
+    slot.queued = slot.queuedUs = 0;
     this.#inFlight -= jobs.length;
     slot.outbox = [];
-    for (const call of jobs) call.finish({ error });
+    for (const job of jobs) job.call.finish({ error });
   }
 
   #crashed(slot: Slot, reason: string, culprit?: string): void {
     if (slot.dead) return;
     const now = this.#clock.now();
     // Without a known culprit, blame a command only if it is all the worker ran.
-    const commands = new Set([...slot.jobs.values()].map((call) => call.command));
+    const commands = new Set([...slot.jobs.values()].map((job) => job.call.command));
     culprit ??= commands.size === 1 ? [...commands][0] : undefined;
     if (culprit !== undefined) this.#breaker.strike(culprit, now);
-    const lost = slot.jobs.size;
+    let lost = 0;
+    for (const job of slot.jobs.values()) if (!job.abandoned) lost++;
     this.#retire(slot, { code: ErrorCode.WORKER_CRASHED, message: `Worker crashed: ${reason}` });
     (this.#options.log ?? console.error)(
       `tcpy: worker ${slot.index} crashed (${reason})` +
@@ -473,15 +665,22 @@ export class WorkerPool implements Executor {
 
   /** Puts a new worker in a dead one's place; backs off while starts keep failing. */
   #replace(old: Slot, failures: number): void {
-    if (this.#closed || this.#slots[old.index] !== old) return;
+    if (this.#closed || this.#slotAt(old) !== old) return;
     // During start() a worker that never loaded fails start() itself.
     if (this.#starting && !old.ready) return;
     const delay = failures === 0 ? 0 : backoffDelay(failures - 1, RESTART_DELAY, () => 1);
     const cancel = this.#clock.after(delay, () => {
       this.#respawns.delete(cancel);
-      if (this.#closed || this.#slots[old.index] !== old) return;
-      this.#slots[old.index] = this.#spawn(old.index, failures);
+      if (this.#closed || this.#slotAt(old) !== old) return;
+      const slot = this.#spawn(old.index, failures, old.home);
+      if (old.home) this.#home = slot;
+      else this.#slots[old.index] = slot;
     });
     this.#respawns.add(cancel);
+  }
+
+  /** The slot now in `slot`'s place (itself, unless it was replaced). */
+  #slotAt(slot: Slot): Slot | undefined {
+    return slot.home ? this.#home : this.#slots[slot.index];
   }
 }

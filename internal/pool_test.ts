@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { ErrorCode } from "../errors.ts";
-import { STICKY_BATCH } from "./balancer.ts";
+import { STICKY_US } from "./balancer.ts";
 import { COOL_DOWN_MS, STRIKES } from "./crash_breaker.ts";
 import type { Invocation, Task } from "./executor.ts";
 import { type PoolClock, type PoolOptions, WorkerPool } from "./pool.ts";
@@ -26,6 +26,12 @@ class FakeWorker implements WorkerEndpoint {
   answersPings = true;
   /** Throws on a batch holding this (as a structured-clone failure would). */
   cannotClone: unknown;
+  /**
+   * Reports every call's synchronous part over at once (as for async
+   * handlers), so the pool's window never fills; false: calls hold the
+   * worker until they finish, as synchronous handlers do.
+   */
+  eager = true;
 
   constructor(readonly name: string) {}
 
@@ -41,6 +47,7 @@ class FakeWorker implements WorkerEndpoint {
     this.batches.push(message);
     for (const m of message) {
       if (m.type === "ping" && this.answersPings) this.reply({ type: "pong", ping: m.ping });
+      if (m.type === "run" && this.eager) this.reply({ type: "began", job: m.job, cost: 1 });
     }
   }
 
@@ -204,27 +211,145 @@ Deno.test("WorkerPool starts size workers, names them, and sends each the comman
 
 Deno.test("WorkerPool sends the calls of one tick to one worker in one postMessage", async () => {
   const { pool, workers } = await startPool(2);
+  // Once "add" is known to be cheap (the fake reports 1 µs); unmeasured calls spread out.
+  const warm = new FakeCall("add", "warm");
+  pool.run(warm);
+  await settle();
+  for (const w of workers) for (const run of w.runs) w.finish(run.job);
+  await settle();
+  for (const w of workers) w.batches.length = 0;
   const calls = Array.from({ length: 5 }, (_, i) => new FakeCall("add", { i }));
   for (const call of calls) pool.run(call);
-  assert.equal(workers[0].batches.length, 0, "nothing is posted within the tick");
+  assert.ok(workers.every((w) => w.batches.length === 0), "nothing is posted within the tick");
   await settle();
-  assert.equal(workers[0].batches.length, 1);
-  assert.deepEqual(workers[0].runs.map((r) => r.params), calls.map((c) => c.params));
-  assert.equal(workers[1].batches.length, 0);
+  const [used, unused] = workers[0].batches.length > 0 ? workers : workers.toReversed();
+  assert.equal(used.batches.length, 1);
+  assert.deepEqual(used.runs.map((r) => r.params), calls.map((c) => c.params));
+  assert.equal(unused.batches.length, 0);
   assert.equal(pool.inFlight, 5);
-  for (const run of workers[0].runs) workers[0].finish(run.job, run.job);
+  for (const run of used.runs) used.finish(run.job, run.job);
   await settle();
-  assert.deepEqual(calls.map((c) => c.outcome), workers[0].runs.map((r) => ({ json: `${r.job}` })));
+  assert.deepEqual(calls.map((c) => c.outcome), used.runs.map((r) => ({ json: `${r.job}` })));
   assert.equal(pool.inFlight, 0);
   await pool.close();
 });
 
-Deno.test("WorkerPool spreads a tick's calls to the next worker after STICKY_BATCH", async () => {
-  const { pool, workers } = await startPool(2);
-  for (let i = 0; i < STICKY_BATCH + 4; i++) pool.run(new FakeCall());
+const synchronous = (worker: FakeWorker) => worker.eager = false;
+
+Deno.test("WorkerPool spreads a burst of unmeasured calls one per worker; the rest wait for room", async () => {
+  const { pool, workers } = await startPool(4, {}, synchronous);
+  const calls = Array.from({ length: 8 }, () => new FakeCall("cpu"));
+  for (const call of calls) pool.run(call);
   await settle();
-  assert.deepEqual(workers.map((w) => w.runs.length), [STICKY_BATCH, 4]);
-  assert.deepEqual(workers.map((w) => w.batches.length), [1, 1]);
+  // None of the four idle workers holds a second call while another is idle.
+  assert.deepEqual(workers.map((w) => w.runs.length), [1, 1, 1, 1]);
+  assert.equal(pool.waiting, 4);
+  assert.equal(pool.inFlight, 8);
+  // Each worker that finishes gets the next waiting call, in turn.
+  workers[2].finish(workers[2].runs[0].job);
+  await settle();
+  assert.deepEqual(workers.map((w) => w.runs.length), [1, 1, 2, 1]);
+  assert.equal(pool.waiting, 3);
+  for (const w of workers) w.finish(w.runs.at(-1)!.job);
+  await settle();
+  await settle();
+  assert.equal(pool.waiting, 0);
+  for (const w of workers) for (const run of w.runs) w.finish(run.job);
+  await settle();
+  assert.equal(calls.filter((c) => c.outcome && "json" in c.outcome).length, 8);
+  assert.equal(pool.inFlight, 0);
+  await pool.close();
+});
+
+Deno.test("WorkerPool sends a tick's cheap measured calls to one worker in one batch", async () => {
+  const { pool, workers } = await startPool(2, {}, synchronous);
+  // Teach the pool that "add" costs 1 µs (FakeWorker.finish reports 1).
+  pool.run(new FakeCall());
+  await settle();
+  const first = workers.find((w) => w.runs.length === 1)!;
+  first.finish(first.runs[0].job);
+  await settle();
+  const before = workers.map((w) => w.batches.length);
+  for (let i = 0; i < 20; i++) pool.run(new FakeCall());
+  await settle();
+  const after = workers.map((w, i) => w.batches.length - before[i]);
+  assert.deepEqual(after.toSorted(), [0, 1], `batches per worker: ${after}`);
+  assert.ok(20 <= STICKY_US, "the test assumes 20 calls of 1 µs fit the sticky window");
+  await pool.close();
+});
+
+Deno.test("WorkerPool serves waiting calls round-robin by connection, not first come first served", async () => {
+  const { pool, workers } = await startPool(1, {}, synchronous);
+  const flood = Array.from(
+    { length: 50 },
+    (_, i) => Object.assign(new FakeCall("cpu", i), { owner: "flood" }),
+  );
+  for (const call of flood) pool.run(call);
+  const mine = Object.assign(new FakeCall("cpu", "mine"), { owner: "bystander" });
+  pool.run(mine);
+  await settle();
+  const [worker] = workers;
+  // The flood's first call runs; then one more of the flood's (its turn), then mine.
+  for (let i = 0; i < 3; i++) {
+    worker.finish(worker.runs.at(-1)!.job);
+    await settle();
+  }
+  assert.ok(mine.outcome, `the bystander's call still waits behind ${pool.waiting} calls`);
+  assert.equal(pool.waiting, 47);
+  await pool.close();
+});
+
+Deno.test("WorkerPool drops a waiting call whose client is gone: it never reaches a worker", async () => {
+  const { pool, workers } = await startPool(1, {}, synchronous);
+  pool.run(new FakeCall("cpu"));
+  await settle();
+  const gone = new FakeCall("cpu", "gone", true);
+  const task = pool.run(gone);
+  assert.equal(pool.waiting, 1);
+  task.deliver("hello", 7); // held while it waits
+  task.cancel(new Error("client gone"), true);
+  assert.equal(gone.code, ErrorCode.CONNECTION_CLOSED);
+  assert.equal(pool.inFlight, 1);
+  workers[0].finish(workers[0].runs[0].job);
+  await settle();
+  assert.equal(workers[0].runs.length, 1, "the dropped call was run");
+  assert.equal(pool.waiting, 0);
+  await pool.close();
+});
+
+Deno.test("WorkerPool still runs a waiting call whose client only stopped sending, and tells it", async () => {
+  const { pool, workers } = await startPool(1, {}, synchronous);
+  pool.run(new FakeCall("cpu"));
+  await settle();
+  const halfClosed = new FakeCall("talk", "half", true);
+  pool.run(halfClosed).cancel(new Error("client gone")); // end of input: no drop
+  assert.equal(halfClosed.outcome, undefined);
+  workers[0].finish(workers[0].runs[0].job);
+  await settle();
+  const last = workers[0].batches.at(-1)!;
+  assert.deepEqual(last.map((m) => m.type), ["run", "cancel"]);
+  await pool.close();
+});
+
+Deno.test("WorkerPool passes messages that arrived while a call waited, and bounds them", async () => {
+  const limits = { unread: { messages: 2, bytes: 100 }, maxSendBytes: 1000 };
+  const { pool, workers } = await startPool(1, { limits }, synchronous);
+  pool.run(new FakeCall("cpu"));
+  await settle();
+  const talk = new FakeCall("talk", {}, true);
+  const task = pool.run(talk);
+  task.deliver("a", 3);
+  task.deliver("b", 3);
+  workers[0].finish(workers[0].runs[0].job);
+  await settle();
+  const sent = workers[0].batches.flat().filter((m) => m.type === "msg");
+  assert.deepEqual(sent.map((m) => m.type === "msg" && m.data), ["a", "b"]);
+  // A third early message is over the limit: the call ends without running.
+  pool.run(new FakeCall("cpu"));
+  const flooded = new FakeCall("talk", {}, true);
+  const flood = pool.run(flooded);
+  for (let i = 0; i < 3; i++) flood.deliver("x", 3);
+  assert.equal(flooded.code, ErrorCode.SERVER_BUSY);
   await pool.close();
 });
 
@@ -484,7 +609,7 @@ Deno.test("WorkerPool fails only the call whose params cannot be cloned, with -3
   pool.run(good[0]);
   pool.run(bad);
   pool.run(good[1]);
-  await settle();
+  for (let i = 0; i < 4; i++) await settle(); // one unmeasured call at a time
   assert.equal(bad.code, ErrorCode.INVALID_PARAMS);
   assert.match(
     bad.message,
@@ -511,9 +636,8 @@ Deno.test("WorkerPool refuses calls while every worker is down, and queues them 
   assert.equal(workers[1].batches.length, 0, "nothing is sent before it is ready");
   workers[1].reply({ type: "ready" });
   await settle();
-  assert.deepEqual(workers[1].batches.map((b) => b.map((m) => m.type === "run" && m.params)), [
-    ["early", "later"],
-  ]);
+  await settle();
+  assert.deepEqual(workers[1].runs.map((m) => m.params), ["early", "later"]);
   await pool.close();
 });
 

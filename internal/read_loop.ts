@@ -6,11 +6,15 @@
  * @module
  */
 
-import type { LineSplitter } from "../framing.ts";
-
 /** The part of `Deno.Conn` the loop needs. */
 export interface ByteReader {
   read(buffer: Uint8Array): Promise<number | null>;
+}
+
+/** Where the chunks go: a `LineSplitter`, or the connection's timed wrapper around one. */
+export interface ChunkSink {
+  push(chunk: Uint8Array, text?: string): void;
+  end(): void;
 }
 
 // Start small (an idle connection holds its buffer: 64 KiB each cost ~60 KiB
@@ -21,12 +25,14 @@ const MAX_BUFFER_BYTES = 64 * 1024;
 /**
  * Reads until end of stream, then ends the splitter. Rejects with the read
  * error if the connection fails. `paused()` lets the caller hold reading
- * (backpressure) by returning a promise; `asText` gives a chunk's text when
+ * by returning a promise (backpressure, or its turn is over: a read of a
+ * socket that holds data completes without turning the event loop, so a
+ * connection that keeps its socket full must give way by itself); `asText` gives a chunk's text when
  * it is all ASCII, so its lines reach the splitter's sink as text.
  */
 export async function readLines(
   conn: ByteReader,
-  splitter: LineSplitter,
+  splitter: ChunkSink,
   paused?: () => Promise<void> | undefined,
   asText?: (chunk: Uint8Array) => string | undefined,
 ): Promise<void> {

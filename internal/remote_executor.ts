@@ -35,13 +35,17 @@ export class RemoteExecutor implements Executor {
       command: call.command,
       params: call.params,
       talk: call.conversational,
+      owner: call.owner,
+      group: call.group,
     });
     return {
       deliver: (data, bytes) => {
         if (this.#calls.has(job)) this.queue({ type: "msg", job, data, bytes });
       },
-      cancel: (reason) => {
-        if (this.#calls.has(job)) this.queue({ type: "cancel", job, message: reason.message });
+      cancel: (reason, drop) => {
+        if (this.#calls.has(job)) {
+          this.queue({ type: "cancel", job, message: reason.message, drop });
+        }
       },
       abandon: (reason) => {
         if (this.#calls.delete(job)) this.queue({ type: "abandon", job, message: reason.message });
@@ -69,7 +73,7 @@ export class RemoteExecutor implements Executor {
       const call = this.#calls.get(message.job);
       if (!call) return;
       this.#calls.delete(message.job);
-      call.finish(message.outcome, message.cost);
+      call.finish(message.outcome, message.cost, message.async);
     }
   }
 

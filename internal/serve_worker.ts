@@ -164,9 +164,14 @@ export function serveWorker(scope: WorkerScope, deno: { exit(code?: number): nev
     } finally {
       current = undefined;
     }
-    // What it cost lets the server run cheap synchronous commands where calls arrive.
-    if (outcome instanceof Promise) outcome.then((o) => done(id, o, -1));
-    else done(id, outcome, (performance.now() - started) * 1000);
+    // What it cost lets the pool size its windows and the server run cheap
+    // commands where calls arrive. An async handler's synchronous slice is
+    // reported at once ("began"): its worker has room for more calls.
+    const cost = (performance.now() - started) * 1000;
+    if (outcome instanceof Promise) {
+      post({ type: "began", job: id, cost });
+      outcome.then((o) => done(id, o, -1));
+    } else done(id, outcome, cost);
   }
 
   function deliver(id: number, data: unknown, bytes: number): void {

@@ -33,7 +33,7 @@ export interface ShardInit {
 /** Main → shard (inside an array). */
 export type ToShard =
   | { type: "send"; job: number; json: string }
-  | { type: "done"; job: number; outcome: Outcome; cost?: number }
+  | { type: "done"; job: number; outcome: Outcome; cost?: number; async?: boolean }
   | { type: "close"; grace: number }
   /** Asks for the shard's per-command counters. */
   | { type: "stats"; request: number };
@@ -47,9 +47,17 @@ export type ShardStatus =
 
 /** Shard → main (inside an array). */
 export type FromShard =
-  | { type: "run"; job: number; command: string; params: unknown; talk: boolean }
+  | {
+    type: "run";
+    job: number;
+    command: string;
+    params: unknown;
+    talk: boolean;
+    owner?: string;
+    group?: string;
+  }
   | { type: "msg"; job: number; data: unknown; bytes: number }
-  | { type: "cancel"; job: number; message: string }
+  | { type: "cancel"; job: number; message: string; drop?: boolean }
   | { type: "abandon"; job: number; message: string }
   | { type: "stats"; connections: number; inFlight: number }
   | { type: "call"; record: CallRecord }

@@ -183,22 +183,25 @@ export class ShardSet {
     for (const message of batch) {
       switch (message.type) {
         case "run": {
-          const { job, command, params, talk } = message;
+          const { job, command, params, talk, owner, group } = message;
           if (!pool) break;
           const task = pool.run({
             command,
             handler: this.#config.commands.get(command)!,
             params,
             conversational: talk,
+            // Connection numbers are per I/O thread.
+            owner: `${shard.index}/${owner}`,
+            group,
             send: (json) => {
               // No backpressure across this hop: the shard's connection
               // cuts a client that falls too far behind.
               this.#send(shard, { type: "send", job, json });
               return undefined;
             },
-            finish: (outcome, cost) => {
+            finish: (outcome, cost, async) => {
               shard.tasks.delete(job);
-              this.#send(shard, { type: "done", job, outcome, cost });
+              this.#send(shard, { type: "done", job, outcome, cost, async });
             },
           });
           shard.tasks.set(job, task);
@@ -208,7 +211,10 @@ export class ShardSet {
           shard.tasks.get(message.job)?.deliver(message.data, message.bytes);
           break;
         case "cancel":
-          shard.tasks.get(message.job)?.cancel(new ConnectionClosedError(message.message));
+          shard.tasks.get(message.job)?.cancel(
+            new ConnectionClosedError(message.message),
+            message.drop,
+          );
           break;
         case "abandon":
           shard.tasks.get(message.job)?.abandon(new CallTimeoutError(message.message));
@@ -260,7 +266,7 @@ export class ShardSet {
     shard.status.reject(new Error("the I/O thread stopped"));
     shard.closed.resolve();
     const gone = new ConnectionClosedError("The I/O thread serving this call stopped");
-    for (const task of shard.tasks.values()) task.cancel(gone);
+    for (const task of shard.tasks.values()) task.cancel(gone, true);
     shard.tasks.clear();
   }
 

@@ -37,6 +37,8 @@ export type FromWorker =
   | { type: "failed"; message: string }
   /** `cost`: µs the handler took if it returned synchronously, else -1. */
   | { type: "done"; job: number; outcome: Outcome; cost: number }
+  /** An async handler's synchronous slice is over after `cost` µs: the worker has room again. */
+  | { type: "began"; job: number; cost: number }
   | { type: "send"; job: number; json: string }
   /** The client sent more than the job's handler read: the call is ended. */
   | { type: "overflow"; job: number; message: string }

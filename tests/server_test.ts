@@ -14,7 +14,7 @@ import {
 } from "../mod.ts";
 import { AdditionHandler } from "../examples/tutorial_server.ts";
 import { FIXTURES, RawClient, startFixtures, waitFor } from "./_helpers.ts";
-import { SAMPLES, SLOW_RUNS } from "../internal/placement.ts";
+import { BAN_US, SAMPLES } from "../internal/placement.ts";
 
 const MODES = [{ name: "pool", threads: 2 }, { name: "inline", threads: 0 }] as const;
 
@@ -364,17 +364,40 @@ Deno.test("measured placement: a cheap command moves out of the pool, and back o
     assert.ok(poolRuns <= 20 * SAMPLES, `still in the pool after ${poolRuns} cheap calls`);
   }
   assert.ok(poolRuns >= SAMPLES, `moved after only ${poolRuns} pool runs`);
-  // Slow runs (3 ms, DEMOTE_US is 1 ms), right after the move, so at the
-  // watchful rate (one in TIME_WATCHFUL_EVERY timed): more than SLOW_RUNS
-  // slow timed runs send it back, about 1 + SLOW_RUNS * 4 slow calls (33).
-  let slowCalls = 0;
-  while (!(await pooled(3))) {
-    slowCalls++;
-    assert.ok(slowCalls <= 400, `still inline after ${slowCalls} slow calls`);
+  // Every read's dispatch is timed: the first slow run (3 ms; DEMOTE_US is
+  // 1 ms) sends it back, whether or not it was one of the sampled runs.
+  assert.equal(await pooled(3), false, "the first slow call ran where it arrived");
+  assert.equal(await pooled(), true, "not sent back after a slow call");
+});
+
+Deno.test("measured placement cannot be gamed: cheap params to move a command, then heavy ones", async () => {
+  await using t = await startFixtures({ threads: 1 });
+  const client = t.client();
+  const pooled = async (spinMs = 0) =>
+    ((await client.execute("shifty", { spinMs })) as { thread: string }).thread ===
+      "tcpy-worker-0";
+  let warmUp = 0;
+  while (await pooled()) assert.ok(++warmUp <= 20 * SAMPLES, "never moved");
+  // One heavy run (over BAN_US) stalls the thread once...
+  assert.equal(await pooled(BAN_US / 1000 + 5), false);
+  // ...and the command never comes back, however many cheap runs follow
+  // (without the ban it would return after 2 * SAMPLES).
+  for (let i = 0; i < 8 * SAMPLES; i++) {
+    assert.equal(await pooled(), true, `back where calls arrive after ${i} cheap runs`);
   }
-  // Timing every run would send it back after exactly SLOW_RUNS + 1.
-  assert.ok(slowCalls > SLOW_RUNS + 1, `sent back after only ${slowCalls} slow calls`);
-  assert.equal(await pooled(), true);
+});
+
+Deno.test("TCPServer spreads a burst of CPU-bound calls from one client over the workers", async () => {
+  await using t = await startFixtures({ threads: 4 });
+  const client = t.client();
+  // Unmeasured, then measured (~100 ms each): each burst must use four workers at once.
+  for (let round = 0; round < 2; round++) {
+    const results = await Promise.all(
+      Array.from({ length: 4 }, () => client.execute("toil", { ms: 100 })),
+    );
+    const threads = new Set(results.map((r) => (r as { thread: string }).thread));
+    assert.equal(threads.size, 4, `round ${round}: ran on ${[...threads]}`);
+  }
 });
 
 Deno.test("TCPServer fails only the calls of a worker that dies, and replaces it", async () => {
