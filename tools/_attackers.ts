@@ -553,7 +553,14 @@ export async function spreadClients(
   const count = new Map<string, number>();
   for (let i = 0; i < tries && kept.length < want; i++) {
     const client = new TCPClient({ host: "127.0.0.1", port, timeout: 5_000 });
-    const { thread } = await client.execute("where") as { thread: string };
+    let thread: string;
+    try {
+      thread = (await client.execute("where") as { thread: string }).thread;
+    } catch {
+      // Not answering (yet): keep it as a last resort, the caller measures what it gets.
+      extra.push(client);
+      break;
+    }
     const n = count.get(thread) ?? 0;
     if (n < perThread) {
       count.set(thread, n + 1);
@@ -562,6 +569,7 @@ export async function spreadClients(
   }
   // Too few threads to spread over: fill up with the others.
   while (kept.length < want && extra.length > 0) kept.push(extra.shift()!);
-  await Promise.all(extra.map((c) => c.disconnect()));
+  while (kept.length < want) kept.push(new TCPClient({ host: "127.0.0.1", port, timeout: 5_000 }));
+  await Promise.all(extra.map((c) => c.disconnect().catch(() => {})));
   return kept;
 }

@@ -346,6 +346,10 @@ interface Result {
 }
 
 let server: Server;
+/** Whether the server stopped answering in the last phase (it is restarted before the next). */
+let unresponsive = false;
+/** How long after an attack the server may take to answer again before it is written off. */
+const RECOVERY = 60_000;
 const fdMax = await fdLimit();
 const context = {
   maxConnections: Math.max(16, Math.min(2000, fdMax - 512)),
@@ -379,9 +383,12 @@ function runAttacker(name: string, port: number, stopAt: number): {
 
 async function phase(attack: string | undefined, seconds: number, base?: Result): Promise<Result> {
   const notes: string[] = [];
-  if (server.child.exited) {
+  if (server.child.exited || unresponsive) {
+    server.child.kill();
+    await within(server.child.done, 10_000, "the old server to end").catch(() => {});
     notes.push("server restarted before this run");
     server = await startServer();
+    unresponsive = false;
   }
   const { port } = server;
   const logBefore = server.logLines.length;
@@ -403,11 +410,19 @@ async function phase(attack: string | undefined, seconds: number, base?: Result)
       }
     }
     if (attack !== undefined) await delay(SETTLE * 1000);
-    died = server.child.exited;
-    if (!died && !(await answers(port, 10_000))) {
-      notes.push("server not answering 10 s after the settle period");
+    // Alive? Ask until it answers, for up to RECOVERY ms after the attack ended.
+    while (!server.child.exited && !(await answers(port, 2_000))) {
+      if (Date.now() - stopAt > RECOVERY) {
+        unresponsive = true;
+        notes.push(`SERVER NOT ANSWERING ${RECOVERY / 1000} s after the attack (restarted)`);
+        break;
+      }
     }
-    died ||= server.child.exited;
+    const recovered = (Date.now() - stopAt) / 1000;
+    if (!unresponsive && !server.child.exited && recovered > SETTLE + 2.5) {
+      notes.push(`answered again ${recovered.toFixed(0)} s after the attack`);
+    }
+    died = server.child.exited;
     if (died) {
       const status = await server.child.status;
       notes.unshift(
@@ -499,8 +514,9 @@ try {
     result.peakRssMiB = lastPeak / 1024;
     results.push(result);
     say(
-      `  served ${result.servedPercent.toFixed(1)}%, p99 ${ms(result.p99Ms)}` +
-        `${result.serverDied ? ", SERVER DIED" : ""}`,
+      `  served ${result.servedPercent.toFixed(1)}%, p50 ${ms(result.p50Ms)}, ` +
+        `p99 ${ms(result.p99Ms)}, peak RSS ${result.peakRssMiB.toFixed(0)} MiB; ` +
+        result.notes.join("; "),
     );
   }
 
