@@ -291,7 +291,15 @@ async function nonReader(ctx: AttackContext): Promise<AttackReport> {
       s.lines += 16;
     }
   }));
-  // A write ends when the socket is closed at stopAt (or cut by the server). Did the server cut?
+  // Until stopAt, an empty line (ignored by the server) on each socket every 250 ms: a
+  // write fails once the server has cut the connection (a slow consumer).
+  const blank = enc.encode("\n");
+  while (!s.stopped && conns.length > 0) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    for (const conn of conns.splice(0)) {
+      if (!s.stopped && await s.write(conn, blank)) conns.push(conn);
+    }
+  }
   s.closeAll();
   return s.report();
 }
@@ -333,12 +341,15 @@ async function messages(ctx: AttackContext): Promise<AttackReport> {
 async function placement(ctx: AttackContext): Promise<AttackReport> {
   const clients = await spreadClients(ctx.port, 4, 2, 16);
   const timeout = 30_000;
+  // Every call gives up at stopAt: the attack never outlives its window.
+  const signal = AbortSignal.timeout(Math.max(1, ctx.stopAt - Date.now()));
   let large = 0;
   let largeDone = 0;
   let slowest = 0;
   let failed = 0;
   let firstError = "";
   const fail = (error: unknown) => {
+    if (Date.now() >= ctx.stopAt) return; // given up at the end of the window
     failed++;
     firstError ||= `${(error as Error).name}: ${(error as Error).message}`.slice(0, 80);
   };
@@ -347,7 +358,10 @@ async function placement(ctx: AttackContext): Promise<AttackReport> {
     for (let round = 0; round < 6 && Date.now() < ctx.stopAt; round++) {
       await Promise.all(
         clients.flatMap((c) =>
-          Array.from({ length: 50 }, () => c.execute("vary", { n: 10 }, { timeout }).catch(fail))
+          Array.from(
+            { length: 50 },
+            () => c.execute("vary", { n: 10 }, { timeout, signal }).catch(fail),
+          )
         ),
       );
     }
@@ -360,20 +374,23 @@ async function placement(ctx: AttackContext): Promise<AttackReport> {
         large++;
         const started = Date.now();
         pending.push(
-          client.execute("vary", { n: ctx.largeN }, { timeout }).then(() => {
+          client.execute("vary", { n: ctx.largeN }, { timeout, signal }).then(() => {
             largeDone++;
             slowest = Math.max(slowest, Date.now() - started);
           }, fail).finally(() => busy.delete(client)),
         );
       }
       for (let i = 0; i < 5; i++) {
-        pending.push(client.execute("vary", { n: 10 }, { timeout }).catch(fail));
+        pending.push(client.execute("vary", { n: 10 }, { timeout, signal }).catch(fail));
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     // Do not wait for the large ones beyond the attack: disconnecting fails them.
   } finally {
-    await Promise.all(clients.map((c) => c.disconnect().catch(() => {})));
+    await Promise.race([
+      Promise.all(clients.map((c) => c.disconnect().catch(() => {}))),
+      new Promise((resolve) => setTimeout(resolve, 2_000)),
+    ]);
   }
   const parts = [
     `${clients.length} conns`,

@@ -21,8 +21,12 @@
  * event loop (it still shares the machine's cores with the server and the
  * bystander), the bystander runs again while the attacker does, for
  * `--seconds`; then the attacker stops, the harness waits `--settle`
- * seconds and checks the server still answers. A server that died (or no
- * longer answers) is reported as such and restarted for the next attack.
+ * seconds and checks the server still answers (asking for up to 60 s, and
+ * saying how long it took when it was more than the settle period). Each
+ * attack gets a fresh server (started, then warmed up by the bystander for
+ * 1 s), so that a row shows that attack alone; `--one-server` keeps one
+ * server through them all, to see what attacks leave behind. A server that
+ * died (or no longer answers) is reported as such and restarted.
  *
  * Reading the table:
  * - **served %**: bystander calls answered correctly within 5 s. Below 100
@@ -43,7 +47,7 @@
  *
  * ```sh
  * deno task attack [--seconds 8] [--baseline S] [--settle 2] [--only pipeline,idle]
- *                  [--threads N] [--io-threads N] [--json]
+ *                  [--threads N] [--io-threads N] [--one-server] [--json]
  * ```
  *
  * @module
@@ -63,6 +67,7 @@ const { values } = parseArgs({
     only: { type: "string" },
     threads: { type: "string" },
     "io-threads": { type: "string" },
+    "one-server": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -73,7 +78,7 @@ const NAMES = Object.keys(ATTACKS);
 if (values.help) {
   console.log(
     "usage: deno task attack [--seconds 8] [--baseline seconds] [--settle 2]\n" +
-      "         [--only a,b] [--threads N] [--io-threads N] [--json]\n" +
+      "         [--only a,b] [--threads N] [--io-threads N] [--one-server] [--json]\n" +
       `attacks: ${NAMES.join(", ")}`,
   );
   Deno.exit(0);
@@ -509,6 +514,12 @@ try {
   base.peakRssMiB = lastPeak / 1024;
   const results: Result[] = [base];
   for (const name of ONLY) {
+    if (!values["one-server"]) {
+      // A fresh server for each attack, so that a row shows that attack alone.
+      await server.child.stop("SIGTERM", 3_000);
+      server = await startServer();
+      await phase(undefined, 1); // warm-up, not recorded
+    }
     say(`attack: ${name}, ${SECONDS} s, then ${SETTLE} s to settle`);
     const result = await phase(name, SECONDS, base);
     result.peakRssMiB = lastPeak / 1024;
@@ -525,6 +536,7 @@ try {
       {
         server: { args: SERVER_ARGS, ioThreads: server.ioThreads },
         seconds: SECONDS,
+        oneServer: values["one-server"],
         settle: SETTLE,
         fdLimit: fdMax,
         results,
@@ -544,7 +556,8 @@ try {
     ]);
     console.log(
       `\nBystander under attack: ${RATE} calls/s (add, cpu 1 ms, talk) on 2 connections + a ` +
-        `fresh connection every ${FRESH_EVERY} ms; ${SECONDS} s per attack, ${SETTLE} s settle; ` +
+        `fresh connection every ${FRESH_EVERY} ms; ${SECONDS} s per attack, ${SETTLE} s settle, ` +
+        `${values["one-server"] ? "one server for all" : "a fresh server for each"}; ` +
         `server ${SERVER_ARGS.join(" ") || "defaults"} (${server.ioThreads} I/O threads)\n`,
     );
     console.log(table(
