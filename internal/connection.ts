@@ -57,13 +57,26 @@ export interface Observer {
 import { LineWriter } from "./line_writer.ts";
 import { readLines } from "./read_loop.ts";
 import type { Outcome } from "./run_handler.ts";
-import { TURN_GAP_MS, TURN_MIN_US, turnAfterYield, yieldTurn } from "./turns.ts";
+import { TURN_MIN_US, turnAfterYield, yieldTurn } from "./turns.ts";
 
 let connections = 0;
 /** Reads dispatched on this thread by any connection: shows whether others ran during a yield. */
 let threadReads = 0;
 /** A read's dispatch may take this long per line (µs) before its measured commands are judged slow. */
 const LINE_ALLOWANCE_US = 20;
+/**
+ * Calls one connection may have in the worker pool (queued or running);
+ * its further lines wait unread until one finishes. This bounds what one
+ * client has in transit between threads: at most this many results, each
+ * at most `maxReplyBytes`, besides what waits in its writer.
+ */
+export const POOL_SHARE = 16;
+/**
+ * Bytes of lines held for room in the pool while reading goes on (so
+ * conversation data reaches the calls in the pool); past this, reading
+ * waits too.
+ */
+const HOLD_WHILE_READING = 256 * 1024;
 
 /** What every connection of one server shares. */
 export interface ConnectionContext {
@@ -122,6 +135,7 @@ export interface AuthPolicy {
 }
 
 const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
 
 /** Compares in time that depends only on `expected`'s length, not on where they differ. */
 function sameSecret(given: string, expected: Uint8Array): boolean {
@@ -294,17 +308,23 @@ export class ServerConnection {
   #stuckSince = 0;
   /** Lines read but not yet dispatched: held while output waits or after the turn ran out. */
   #held: (string | Uint8Array)[] = [];
+  #heldBytes = 0;
   #holding = false;
+  /** The pause in progress ({@linkcode #giveWay}), if any. */
+  #resuming: Promise<void> | undefined;
   /** µs this connection has dispatched since it last gave way, and how long it may. */
   #turnUs = 0;
   #turnBudget = TURN_MIN_US;
-  /** When the dispatch in progress began, and when the last one ended (`performance.now()`). */
+  /** When the dispatch in progress began (`performance.now()`). */
   #dispatchStart = 0;
-  #dispatchEnd = 0;
+  /** {@linkcode threadReads} after this connection's last dispatch. */
+  #readsSeen = -1;
   /** Lines seen in the dispatch in progress. */
   #lines = 0;
   /** Measured commands run here in the dispatch in progress (for placement). */
   readonly #here: string[] = [];
+  /** Resolved when a pooled call finishes while lines wait for {@linkcode POOL_SHARE}. */
+  #poolRoom: PromiseWithResolvers<void> | undefined;
   /** This connection's number, for observers. */
   readonly #number = ++connections;
   /** Who its pooled calls wait as: this connection, of this address (`fair_queue.ts`). */
@@ -395,11 +415,10 @@ export class ServerConnection {
     const paused = () => {
       if (splitter.buffered === 0) this.#partialSince = 0;
       else if (this.#partialSince === 0) this.#partialSince = Date.now();
-      if (
-        this.#held.length > 0 || this.#writer.pending >= maxOutputBytes ||
-        this.#turnUs >= this.#turnBudget
-      ) return this.#giveWay();
-      return undefined;
+      return this.#held.length > 0 || this.#writer.pending >= maxOutputBytes ||
+          this.#turnUs >= this.#turnBudget
+        ? this.#resume()
+        : undefined;
     };
     const input = {
       push: (chunk: Uint8Array, text?: string) => this.#timed(() => splitter.push(chunk, text)),
@@ -413,6 +432,17 @@ export class ServerConnection {
       return;
     } finally {
       this.#inputEnded.resolve();
+    }
+    // Lines read but still held are requests like any other: they run (the
+    // calls in the pool are told first that their client is gone, so
+    // conversations waiting for it end and make room).
+    while (this.#held.length > 0 && this.#phase !== "closed") {
+      this.#cancelAll(clientGone());
+      if (this.#pooled >= POOL_SHARE) {
+        this.#poolRoom ??= Promise.withResolvers();
+        await this.#poolRoom.promise;
+      }
+      await this.#resume();
     }
     // End of input. A client that closed and one that only half-closed (nc
     // after Ctrl-D) look the same here, so both count as gone: recv()
@@ -430,14 +460,14 @@ export class ServerConnection {
    */
   #timed(dispatch: () => void): void {
     const start = performance.now();
-    // A gap since the last dispatch: the event loop turned, a fresh turn.
-    if (start - this.#dispatchEnd > TURN_GAP_MS) this.#turnUs = 0;
+    // Another connection of this thread dispatched since this one last did:
+    // the others had their turn, this one starts a fresh one.
+    if (threadReads !== this.#readsSeen) this.#turnUs = 0;
+    this.#readsSeen = ++threadReads;
     this.#dispatchStart = start;
     this.#lines = 0;
-    threadReads++;
     dispatch();
     const end = performance.now();
-    this.#dispatchEnd = end;
     const us = (end - start) * 1000;
     this.#turnUs += us;
     if (this.#here.length > 0) {
@@ -451,44 +481,90 @@ export class ServerConnection {
   /**
    * Whether the line now arriving must be held rather than dispatched: the
    * client has too many replies waiting (reading a whole read's calls at
-   * once would queue them all), or this connection's turn ran out (the
-   * clock is read every 16 lines).
+   * once would queue them all), or {@linkcode POOL_SHARE} calls in the
+   * pool, or this connection's turn ran out (the clock is read every 16
+   * lines).
    */
   #mustHold(): boolean {
     if (this.#writer.pending >= this.#ctx.maxOutputBytes) return this.#holding = true;
+    if (this.#pooled >= POOL_SHARE) return this.#holding = true;
     if ((++this.#lines & 15) !== 0) return false;
     const spent = this.#turnUs + (performance.now() - this.#dispatchStart) * 1000;
     return this.#holding = spent >= this.#turnBudget;
   }
 
+  /** Starts {@linkcode #giveWay} unless it runs already; resolves when it is done. */
+  #resume(): Promise<void> {
+    this.#resuming ??= this.#giveWay().finally(() => this.#resuming = undefined);
+    return this.#resuming;
+  }
+
   /**
    * Gives the other connections of this thread a turn (a timer: only a
-   * macrotask lets the event loop poll their sockets), or waits for the
-   * client to read its replies; then dispatches the held lines, as many as
-   * the new turn allows, until none is left. The turn grows while nobody
-   * else runs during the pauses, so a client alone keeps its throughput.
+   * macrotask lets the event loop poll their sockets), waits for the client
+   * to read its replies, or for room in the pool; then dispatches the held
+   * lines, as many as the new turn allows, until none is left. The turn
+   * grows while nobody else runs during the pauses, so a client alone keeps
+   * its throughput.
    */
   async #giveWay(): Promise<void> {
     const maxOutputBytes = this.#ctx.maxOutputBytes;
-    do {
+    for (;;) {
       if (this.#writer.pending >= maxOutputBytes) {
         await this.#writer.below(maxOutputBytes);
-      } else {
+      } else if (this.#held.length > 0 && this.#pooled >= POOL_SHARE) {
+        // Held only for room in the pool: reading goes on (within a bound),
+        // so conversation data for the calls in the pool still gets
+        // through; a pooled call that finishes resumes the held lines.
+        if (this.#heldBytes < HOLD_WHILE_READING) return;
+        this.#poolRoom ??= Promise.withResolvers();
+        await this.#poolRoom.promise;
+      } else if (this.#held.length > 0 || this.#turnUs >= this.#turnBudget) {
         const before = threadReads;
         await yieldTurn();
         this.#turnBudget = turnAfterYield(this.#turnBudget, threadReads !== before);
-      }
+      } else return;
       if (this.#phase === "closed") return;
       this.#turnUs = 0;
       this.#holding = false;
       if (this.#held.length > 0) this.#timed(() => this.#replay());
-    } while (this.#held.length > 0 || this.#writer.pending >= maxOutputBytes);
+    }
+  }
+
+  /**
+   * Whether a line that would be held goes through at once: conversation
+   * data for a call in progress (the call may be what the held lines wait
+   * for: a pooled conversation waiting for this very message), or a ping
+   * (it costs nothing and says the connection is alive). Parses the line
+   * only if it names one of those methods.
+   */
+  #passesHeld(line: string | Uint8Array): boolean {
+    if (this.#phase === "authenticating") return false;
+    const text = typeof line === "string" ? line : utf8Decoder.decode(line);
+    const ping = text.includes(PING_METHOD);
+    if (!ping && (this.#calls.size === 0 || !text.includes(MESSAGE_METHOD))) return false;
+    try {
+      const message = parseIncoming(parseLine(text));
+      if (message.kind === "invalid") return false;
+      if (message.method === PING_METHOD) return true;
+      if (message.kind !== "notification" || message.method !== MESSAGE_METHOD) return false;
+      const params = parseMessageParams(message.params);
+      return params !== undefined && this.#calls.has(idKey(params.id));
+    } catch {
+      return false;
+    }
+  }
+
+  #hold(line: string | Uint8Array): void {
+    this.#held.push(line);
+    this.#heldBytes += line.length;
   }
 
   /** Dispatches held lines until none is left or the turn runs out again. */
   #replay(): void {
     const held = this.#held;
     this.#held = [];
+    this.#heldBytes = 0;
     let i = 0;
     for (; i < held.length && !this.#holding; i++) {
       const line = held[i];
@@ -497,7 +573,7 @@ export class ServerConnection {
     }
     // A line that ran out the turn was held again (it is in #held now),
     // ahead of the ones not reached.
-    for (; i < held.length; i++) this.#held.push(held[i]);
+    for (; i < held.length; i++) this.#hold(held[i]);
   }
 
   /**
@@ -676,6 +752,7 @@ export class ServerConnection {
     if (this.#phase === "closed") return;
     this.#phase = "closed";
     this.#idle?.resolve();
+    this.#poolRoom?.resolve();
     try {
       this.#conn.close();
     } catch {
@@ -722,9 +799,11 @@ export class ServerConnection {
     parse: (line: L) => unknown,
   ): void {
     if (!readsRequests(this.#phase)) return;
-    if (this.#holding || this.#mustHold()) {
+    if (
+      (this.#holding || this.#held.length > 0 || this.#mustHold()) && !this.#passesHeld(line)
+    ) {
       // The splitter's bytes are its buffer's, reused: keep a copy.
-      this.#held.push(typeof line === "string" ? line : line.slice());
+      this.#hold(typeof line === "string" ? line : line.slice());
       return;
     }
     if (this.#ctx.idleTimeout > 0) this.#lastActive = Date.now();
@@ -950,7 +1029,14 @@ export class ServerConnection {
       else this.#notifications.delete(call);
     }
     this.#running--;
-    if (call.pooled && --this.#pooled === 0) this.#ctx.shares.holders--;
+    if (call.pooled) {
+      if (--this.#pooled === 0) this.#ctx.shares.holders--;
+      if (this.#pooled < POOL_SHARE) {
+        this.#poolRoom?.resolve();
+        this.#poolRoom = undefined;
+        if (this.#held.length > 0 && this.#phase !== "closed") this.#resume();
+      }
+    }
     call.sink.add(call.id !== undefined ? this.#reply(call.id, outcome) : undefined);
     if (this.#running === 0) {
       this.#idle?.resolve();

@@ -14,8 +14,6 @@
 export const TURN_MIN_US = 500;
 /** Longest turn, in µs, reached while a connection is alone. */
 export const TURN_MAX_US = 16_000;
-/** A pause longer than this (ms) between two dispatches of a connection starts a fresh turn. */
-export const TURN_GAP_MS = 0.2;
 
 /**
  * The next turn after a pause: back to the shortest if another connection

@@ -408,7 +408,8 @@ Deno.test("16 connections holding idle pooled conversations cannot starve a byst
       let lines = "";
       for (let i = 0; i < 1024; i++) lines += request(i, "listen");
       await attacker.write(lines + request("ping", "tcpy.ping"));
-      // Refusals come at once and the ping after them: the rest are held.
+      // Refusals come at once and the ping after them (it passes lines held
+      // for room in the pool): the rest are held.
       let refused = 0;
       while ((await attacker.json(5000))?.id !== "ping") refused++;
       held += 1024 - refused;

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { TCPClient } from "../mod.ts";
 import { ROOT } from "../scripts/compile.ts";
 import { Child } from "../tools/_process.ts";
+import { POOL_SHARE } from "../internal/connection.ts";
 import { startServer, within } from "./_helpers.ts";
 
 const enc = new TextEncoder();
@@ -151,5 +152,69 @@ Deno.test("examples/kv_store.ts at the defaults: 20 connections x 50 concurrent 
     assert.deepEqual(await other.execute("incr", { key: "n", by: 5 }), { success: true, value: 5 });
   } finally {
     for (const client of clients) await client.disconnect();
+  }
+});
+
+Deno.test("a client that never reads has at most POOL_SHARE calls in the pool: results in transit are bounded", async () => {
+  await using server = await startServer({ threads: 2 });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    // 400 pipelined calls with 256 KiB results, never read: before, all 400 went to the
+    // pool at once (100 MiB of results on their way to a writer that could not drain).
+    let lines = "";
+    for (let i = 0; i < 400; i++) lines += request(i, "blob", { bytes: 256 * 1024 });
+    await conn.write(enc.encode(lines));
+    let most = 0;
+    const until = Date.now() + 1500;
+    while (Date.now() < until) {
+      most = Math.max(most, server.inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.ok(most > 0, "no call ever reached the pool");
+    assert.ok(most <= POOL_SHARE, `${most} calls of one connection in flight at once`);
+    // A bystander is still served.
+    assert.match(await callOnce(server.port, "add", { x: 1, y: 1 }), /"solution":2/);
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("a client with POOL_SHARE pooled conversations waiting still reaches them: their messages are not held", async () => {
+  await using server = await startServer({ threads: 2 });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    // POOL_SHARE + 4 greet conversations pipelined: the last 4 lines are held until a greet
+    // finishes, and each greet waits for its answer, sent after its question.
+    const n = POOL_SHARE + 4;
+    let lines = "";
+    for (let i = 0; i < n; i++) lines += request(i, "greet", {});
+    await conn.write(enc.encode(lines));
+    const reader = conn.readable.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    let done = 0;
+    while (done < n) {
+      const { value, done: eof } = await within(reader.read(), 10_000, `reply ${done}`);
+      if (eof) throw new Error("closed");
+      text += value;
+      let at;
+      while ((at = text.indexOf("\n")) >= 0) {
+        const message = JSON.parse(text.slice(0, at));
+        text = text.slice(at + 1);
+        if (message.method === "tcpy.message") {
+          const answer = {
+            jsonrpc: "2.0",
+            method: "tcpy.message",
+            params: { id: message.params.id, data: { name: "Ada" } },
+          };
+          await conn.write(enc.encode(JSON.stringify(answer) + "\n"));
+        } else {
+          assert.deepEqual(message.result, { success: true, text: "Hello, Ada" });
+          done++;
+        }
+      }
+    }
+    reader.releaseLock();
+  } finally {
+    conn.close();
   }
 });
