@@ -301,14 +301,14 @@ export class Call<R = unknown> {
  *
  * @example The tutorial client
  * ```ts ignore
- * import { TCPClient } from "jsr:@tcpy/tcpy";
+ * import { TCPClient } from "./mod.ts"; // "@tcpy/tcpy" in your project
  * console.log(await new TCPClient().execute("add", { x: 1, y: 2 }));
  * // { success: true, solution: 3 }
  * ```
  *
  * @example Typed commands
  * ```ts ignore
- * import { TCPClient } from "jsr:@tcpy/tcpy";
+ * import { TCPClient } from "./mod.ts"; // "@tcpy/tcpy" in your project
  * import type { commands } from "./server.ts"; // export const commands = { add: AdditionHandler }
  *
  * const client = new TCPClient<typeof commands>();
