@@ -26,7 +26,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import denoJson from "./deno.json" with { type: "json" };
 import { TCPClient, type TCPClientOptions } from "./client.ts";
-import { TcpyError } from "./errors.ts";
+import { AuthenticationError, TcpyError } from "./errors.ts";
 import type { Commands } from "./handler.ts";
 import {
   type ListenAddress,
@@ -166,6 +166,49 @@ const CALL_FLAGS: readonly ValueFlag<TCPClientOptions>[] = [
   },
 ];
 
+/** A flag handled by the subcommand itself (files, secrets), not copied to an option. */
+interface ExtraFlag {
+  name: string;
+  kind: "string" | "boolean";
+  value: string;
+  help: string;
+}
+
+/** The environment variable that gives `serve` and `call` the shared secret. */
+export const SECRET_ENV = "TCPY_SECRET";
+
+const SECRET_FILE_HELP = `read the shared secret from PATH (else from $${SECRET_ENV})`;
+
+/** `tcpy serve` flags for the secret and TLS. */
+const SERVE_EXTRA: readonly ExtraFlag[] = [
+  {
+    name: "secret-file",
+    kind: "string",
+    value: "PATH",
+    help: `${SECRET_FILE_HELP}: clients must send it first`,
+  },
+  {
+    name: "tls-cert",
+    kind: "string",
+    value: "PATH",
+    help: "serve over TLS: certificate chain, PEM",
+  },
+  { name: "tls-key", kind: "string", value: "PATH", help: "serve over TLS: private key, PEM" },
+];
+
+/** `tcpy call` flags for the secret and TLS. */
+const CALL_EXTRA: readonly ExtraFlag[] = [
+  { name: "params", kind: "string", value: "JSON", help: "params as a JSON object" },
+  { name: "secret-file", kind: "string", value: "PATH", help: SECRET_FILE_HELP },
+  { name: "tls", kind: "boolean", value: "", help: "connect over TLS, trusting the system's CAs" },
+  {
+    name: "tls-ca",
+    kind: "string",
+    value: "PATH",
+    help: "connect over TLS, also trusting the CA certificate(s) in PATH (PEM)",
+  },
+];
+
 // ---------------------------------------------------------------------------
 // Help texts.
 
@@ -220,7 +263,11 @@ A module that reads environment variables needs tcpy started with them:
 binary built with "deno task compile --allow-env=VARS".
 
 Options:
-${flagLines(SERVE_FLAGS)}
+${flagLines([...SERVE_FLAGS, ...SERVE_EXTRA])}
+
+The shared secret is never a command-line value (other users can read the
+process list): set ${SECRET_ENV} (readable with --allow-env=${SECRET_ENV}) or
+give --secret-file PATH, which wins.
 
 Logs "tcpy listening on HOST:PORT (commands: ...)" on stdout once it listens.
 SIGINT or SIGTERM stops it gracefully: calls in flight finish (up to
@@ -241,7 +288,11 @@ Params:
   --params JSON        a JSON object of params; key=value pairs override its keys
 
 Options:
-${flagLines(CALL_FLAGS)}
+${flagLines([...CALL_FLAGS, ...CALL_EXTRA.filter((f) => f.name !== "params")])}
+
+The server's shared secret is never a command-line value (other users can
+read the process list): set ${SECRET_ENV} (readable with
+--allow-env=${SECRET_ENV}) or give --secret-file PATH, which wins.
 
 Exit codes:
   0  the call succeeded
@@ -285,14 +336,16 @@ type ParsedFlags = Record<string, string | boolean | undefined>;
 function parse<O>(
   args: string[],
   flags: readonly ValueFlag<O>[],
-  extra: Record<string, { type: "string" }>,
+  extra: readonly ExtraFlag[],
   prefix: string,
   usage: string,
 ): { values: ParsedFlags; positionals: string[] } {
   const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
     help: { type: "boolean", short: "h" },
-    ...extra,
+    // Parsed only to be refused with a message that says what to use instead.
+    secret: { type: "string" },
   };
+  for (const flag of extra) options[flag.name] = { type: flag.kind };
   for (const flag of flags) {
     options[flag.name] = { type: flag.kind === "boolean" ? "boolean" : "string" };
   }
@@ -390,6 +443,51 @@ function formatAddress({ hostname, port }: ListenAddress): string {
   return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }
 
+/** Whether this program may read `name` from the environment (asked without a prompt). */
+function mayReadEnv(name: string): boolean {
+  return Deno.permissions.querySync({ name: "env", variable: name }).state === "granted";
+}
+
+/**
+ * The shared secret: from `--secret-file PATH` (its text without a final
+ * line break), else from the environment variable {@linkcode SECRET_ENV} when
+ * this program may read it. A secret given as a command-line value is
+ * refused: any user of the machine can read a process's arguments.
+ */
+function secretFrom(values: ParsedFlags, prefix: string, usage: string): string | undefined {
+  if (values.secret !== undefined) {
+    throw usageError(
+      prefix,
+      `--secret is not accepted: a command line can be read by other users of the machine. ` +
+        `Set ${SECRET_ENV} in the environment (with deno run, grant --allow-env=${SECRET_ENV}) ` +
+        `or put the secret in a file and give --secret-file PATH`,
+      usage,
+    );
+  }
+  const file = values["secret-file"];
+  if (typeof file === "string") {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(resolve(invocationDir(), file));
+    } catch (error) {
+      throw usageError(prefix, `cannot read --secret-file ${file}: ${messageOf(error)}`, usage);
+    }
+    const secret = text.replace(/\r?\n$/, "");
+    if (!secret) throw usageError(prefix, `--secret-file ${file} is empty`, usage);
+    return secret;
+  }
+  if (!mayReadEnv(SECRET_ENV)) return undefined;
+  const secret = Deno.env.get(SECRET_ENV);
+  if (secret === "") throw usageError(prefix, `${SECRET_ENV} is set but empty`, usage);
+  return secret;
+}
+
+/** A path flag's value resolved against the directory the command was typed in. */
+function pathFlag(values: ParsedFlags, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === "string" ? resolve(invocationDir(), value) : undefined;
+}
+
 const SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
 const SIGNAL_EXIT: Partial<Record<Deno.Signal, number>> = { SIGINT: 130, SIGTERM: 143 };
 
@@ -398,7 +496,7 @@ const SIGNAL_EXIT: Partial<Record<Deno.Signal, number>> = { SIGINT: 130, SIGTERM
 
 async function serve(args: string[]): Promise<number> {
   const prefix = "tcpy serve";
-  const { values, positionals } = parse(args, SERVE_FLAGS, {}, prefix, SERVE_USAGE);
+  const { values, positionals } = parse(args, SERVE_FLAGS, SERVE_EXTRA, prefix, SERVE_USAGE);
   if (values.help) {
     console.log(SERVE_HELP);
     return ExitCode.OK;
@@ -408,6 +506,14 @@ async function serve(args: string[]): Promise<number> {
     throw usageError(prefix, `unexpected argument "${positionals[1]}"`, SERVE_USAGE);
   }
   const options = optionsFrom(values, SERVE_FLAGS, prefix, SERVE_USAGE);
+  const secret = secretFrom(values, prefix, SERVE_USAGE);
+  if (secret !== undefined) options.secret = secret;
+  const certFile = pathFlag(values, "tls-cert");
+  const keyFile = pathFlag(values, "tls-key");
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw usageError(prefix, "--tls-cert and --tls-key go together", SERVE_USAGE);
+  }
+  if (certFile !== undefined && keyFile !== undefined) options.tls = { certFile, keyFile };
   const specifier = positionals[0];
   let url: string;
   try {
@@ -474,6 +580,11 @@ async function serve(args: string[]): Promise<number> {
     await server.close();
     throw new Exit(ExitCode.FAILURE, `${prefix}: cannot start: ${firstLine(messageOf(error))}`);
   }
+  if (secret === undefined && !mayReadEnv(SECRET_ENV)) {
+    console.error(
+      `${prefix}: note: no secret; ${SECRET_ENV} is not read without --allow-env=${SECRET_ENV}`,
+    );
+  }
   const signal = await stop.promise;
   console.error(
     `tcpy: ${signal} received: finishing the calls in flight (up to ${
@@ -502,13 +613,7 @@ function isHandlerError(result: unknown): result is { error: true; message?: unk
 
 async function call(args: string[]): Promise<number> {
   const prefix = "tcpy call";
-  const { values, positionals } = parse(
-    args,
-    CALL_FLAGS,
-    { params: { type: "string" } },
-    prefix,
-    CALL_USAGE,
-  );
+  const { values, positionals } = parse(args, CALL_FLAGS, CALL_EXTRA, prefix, CALL_USAGE);
   if (values.help) {
     console.log(CALL_HELP);
     return ExitCode.OK;
@@ -516,6 +621,11 @@ async function call(args: string[]): Promise<number> {
   const [command, ...pairs] = positionals;
   if (command === undefined) throw usageError(prefix, "missing COMMAND", CALL_USAGE);
   const options = optionsFrom(values, CALL_FLAGS, prefix, CALL_USAGE);
+  const secret = secretFrom(values, prefix, CALL_USAGE);
+  if (secret !== undefined) options.secret = secret;
+  const caFile = pathFlag(values, "tls-ca");
+  if (caFile !== undefined) options.tls = { caFile };
+  else if (values.tls === true) options.tls = true;
 
   let params: Record<string, unknown> = {};
   if (typeof values.params === "string") {
@@ -555,9 +665,15 @@ async function call(args: string[]): Promise<number> {
     result = await client.execute(command, params);
   } catch (error) {
     const where = `${options.host ?? D.host}:${options.port ?? D.port}`;
-    const detail = error instanceof TcpyError
+    let detail = error instanceof TcpyError
       ? `${firstLine(error.message)} (${error.name}, code ${error.code})`
       : firstLine(messageOf(error));
+    if (error instanceof AuthenticationError && secret === undefined) {
+      detail += mayReadEnv(SECRET_ENV)
+        ? `; the server wants a secret: set ${SECRET_ENV} or give --secret-file PATH`
+        : `; the server wants a secret: give --secret-file PATH, or set ${SECRET_ENV} and ` +
+          `grant --allow-env=${SECRET_ENV}`;
+    }
     throw new Exit(ExitCode.CALL_FAILED, `${prefix}: ${command} on ${where} failed: ${detail}`);
   } finally {
     await client.disconnect();

@@ -19,9 +19,10 @@
  * Where the download fails (offline, no route to Deno's download host), the
  * script says so after Deno's error, and how to use `DENORT_BIN` instead.
  *
- * The binary's permissions are fixed when it is built: network and read.
- * `--allow-env` (all variables) or `--allow-env=A,B` (those only) is passed
- * on to `deno compile`, for served modules that read the environment.
+ * The binary's permissions are fixed when it is built: network, read, and
+ * the environment variable TCPY_SECRET (the shared secret). `--allow-env`
+ * (all variables) or `--allow-env=A,B` (those too) is passed on to
+ * `deno compile`, for served modules that read the environment.
  *
  * @module
  */
@@ -59,6 +60,19 @@ export function defaultOutput(target?: string): string {
 }
 
 /**
+ * The `--allow-env` flag of a binary: TCPY_SECRET (the shared secret of
+ * `serve` and `call`) always, and the variables asked for.
+ *
+ * @param allowEnv `true` for every variable, or a comma-separated list.
+ * @returns The flag, in a list.
+ */
+export function allowEnvArgs(allowEnv?: true | string): string[] {
+  if (allowEnv === true) return ["--allow-env"];
+  const names = new Set(["TCPY_SECRET", ...(allowEnv ? allowEnv.split(",") : [])]);
+  return [`--allow-env=${[...names].join(",")}`];
+}
+
+/**
  * The arguments of `deno compile` that build tcpy, to run in {@linkcode ROOT}.
  *
  * @param options Target and output.
@@ -73,13 +87,13 @@ export function compileArgs(options: CompileOptions = {}): string[] {
     "--allow-net",
     // ...and `serve` reads MODULE from disk (the current directory resolves
     // a relative path; workers import the module too). Nothing else unless
-    // asked: no env, no write, no run, no ffi, no sys.
+    // asked but TCPY_SECRET: no write, no run, no ffi, no sys.
     "--allow-read",
     // SO_REUSEPORT, so `serve` gets one I/O thread per core.
     "--unstable-net",
-    // The served module's own needs, which only its user knows.
-    ...(options.allowEnv === true ? ["--allow-env"] : []),
-    ...(typeof options.allowEnv === "string" ? [`--allow-env=${options.allowEnv}`] : []),
+    // TCPY_SECRET, the shared secret of `serve` and `call`, and the served
+    // module's own needs, which only its user knows.
+    ...allowEnvArgs(options.allowEnv),
     // No `--include` for the worker entries: internal/pool.ts and
     // internal/shards.ts reference them statically (`embedWorker`,
     // `embedShard`), so `deno compile` embeds them.

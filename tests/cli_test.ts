@@ -298,6 +298,134 @@ Deno.test("serve: a module reads the environment variables deno run --allow-env=
   await stop(proc);
 });
 
+/** `deno run --allow-env=TCPY_SECRET cli.ts ARGS` with `env` added to the environment. */
+function cliWithEnv(env: Record<string, string>): (args: string[]) => Child {
+  return (args) =>
+    new Child(
+      Deno.execPath(),
+      ["run", "--allow-net", "--allow-read", "--allow-env=TCPY_SECRET", CLI, ...args],
+      { env, cwd: ROOT },
+    );
+}
+
+/** Runs a child to the end. */
+async function finish(proc: Child): Promise<Finished> {
+  await using _ = proc;
+  return await proc.finish();
+}
+
+Deno.test("serve and call take the secret from TCPY_SECRET or --secret-file, never as --secret VALUE", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tcpy-secret-" });
+  try {
+    const file = `${dir}/secret`;
+    await Deno.writeTextFile(file, "s3cret\n", { mode: 0o600 });
+    // The server reads TCPY_SECRET.
+    const { proc, port } = await serve(FIXTURE, [], cliWithEnv({ TCPY_SECRET: "s3cret" }));
+    await using _ = proc;
+    const at = ["--host", HOST, "--port", String(port)];
+    const add = ["call", "add", "x=1", "y=2", ...at];
+
+    // No secret: refused, and told how to give one.
+    let done = await tcpy(...add);
+    assert.equal(done.code, 3, done.stderr);
+    assert.match(done.stderr, /AuthenticationError/);
+    assert.match(done.stderr, /--secret-file PATH/);
+    assert.match(done.stderr, /--allow-env=TCPY_SECRET/);
+    // From a file (its final newline is not part of it).
+    done = await tcpy(...add, "--secret-file", file);
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(done.stdout, '{"success":true,"solution":3}\n');
+    // From the environment.
+    done = await finish(cliWithEnv({ TCPY_SECRET: "s3cret" })(add));
+    assert.equal(done.code, 0, done.stderr);
+    // The file wins over the environment.
+    done = await finish(cliWithEnv({ TCPY_SECRET: "wrong" })([...add, "--secret-file", file]));
+    assert.equal(done.code, 0, done.stderr);
+    done = await finish(cliWithEnv({ TCPY_SECRET: "wrong" })(add));
+    assert.equal(done.code, 3);
+    assert.match(done.stderr, /AuthenticationError/);
+    // Never on the command line, in either form.
+    for (const flag of [["--secret", "s3cret"], ["--secret=s3cret"]]) {
+      done = await tcpy(...add, ...flag);
+      assert.equal(done.code, 2);
+      assert.match(
+        firstLine(done.stderr),
+        /^tcpy call: --secret is not accepted: .*TCPY_SECRET.*--secret-file PATH/,
+      );
+      assert.ok(!done.stderr.includes("s3cret"), "the refusal does not echo the secret");
+    }
+    done = await tcpy("serve", FIXTURE, "--secret", "x");
+    assert.equal(done.code, 2);
+    assert.match(firstLine(done.stderr), /^tcpy serve: --secret is not accepted: /);
+    done = await tcpy(...add, "--secret-file", `${dir}/missing`);
+    assert.equal(done.code, 2);
+    assert.match(firstLine(done.stderr), /^tcpy call: cannot read --secret-file /);
+    await stop(proc);
+
+    // The server reads --secret-file.
+    const other = await serve(FIXTURE, ["--secret-file", file]);
+    await using _other = other.proc;
+    await using good = new TCPClient({ host: HOST, port: other.port, secret: "s3cret" });
+    assert.deepEqual(await good.execute("add", { x: 2, y: 2 }), { success: true, solution: 4 });
+    await good.disconnect();
+    await using bad = new TCPClient({ host: HOST, port: other.port });
+    await assert.rejects(bad.execute("add", { x: 2, y: 2 }), /auth/i);
+    await bad.disconnect();
+    await stop(other.proc);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve --tls-cert/--tls-key and call --tls-ca talk TLS", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tcpy-tls-" });
+  try {
+    // A throwaway CA and a leaf certificate for localhost/127.0.0.1 signed by it.
+    await Deno.writeTextFile(
+      `${dir}/leaf.ext`,
+      "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    );
+    const ca = ["-CA", `${dir}/ca.pem`, "-CAkey", `${dir}/ca.key`, "-CAcreateserial"];
+    const key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    const steps = [
+      ["req", "-x509", ...key, "-days", "1", "-subj", "/CN=tcpy test CA"]
+        .concat(["-keyout", `${dir}/ca.key`, "-out", `${dir}/ca.pem`]),
+      ["req", ...key, "-subj", "/CN=localhost"]
+        .concat(["-keyout", `${dir}/key.pem`, "-out", `${dir}/leaf.csr`]),
+      ["x509", "-req", "-in", `${dir}/leaf.csr`, ...ca, "-days", "1"]
+        .concat(["-extfile", `${dir}/leaf.ext`, "-out", `${dir}/cert.pem`]),
+    ];
+    for (const args of steps) {
+      const made = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" })
+        .output();
+      assert.equal(made.code, 0, new TextDecoder().decode(made.stderr));
+    }
+    let done = await tcpy("serve", FIXTURE, "--tls-cert", `${dir}/cert.pem`);
+    assert.equal(done.code, 2);
+    assert.match(firstLine(done.stderr), /--tls-cert and --tls-key go together/);
+
+    const { proc, port } = await serve(FIXTURE, [
+      "--tls-cert",
+      `${dir}/cert.pem`,
+      "--tls-key",
+      `${dir}/key.pem`,
+    ]);
+    await using _ = proc;
+    const add = ["call", "add", "x=1", "y=2", "--host", "localhost", "--port", String(port)];
+    done = await tcpy(...add, "--tls-ca", `${dir}/ca.pem`);
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(done.stdout, '{"success":true,"solution":3}\n');
+    // The system's CAs do not know this one; a plain connection gets no answer.
+    done = await tcpy(...add, "--tls", "--timeout", "5000");
+    assert.equal(done.code, 3);
+    done = await tcpy(...add, "--timeout", "2000");
+    assert.equal(done.code, 3);
+    await stop(proc);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("serve: a module that starts and calls its server at its top level is told to use import.meta.main", async () => {
   const done = await tcpy("serve", "tests/fixtures/unguarded.ts");
   assert.equal(done.code, 1, done.stderr);
@@ -426,11 +554,16 @@ Deno.test("deno task compile passes --allow-env and --allow-env=VARS on to deno 
     output: undefined,
   });
   const args = compileArgs(options);
-  assert.ok(args.includes("--allow-env=DB_URL,PORT"), args.join(" "));
-  assert.ok(args.indexOf("--allow-env=DB_URL,PORT") < args.indexOf("cli.ts"), "before the entry");
+  assert.ok(args.includes("--allow-env=TCPY_SECRET,DB_URL,PORT"), args.join(" "));
+  assert.ok(
+    args.indexOf("--allow-env=TCPY_SECRET,DB_URL,PORT") < args.indexOf("cli.ts"),
+    "before the entry",
+  );
   assert.ok(compileArgs({ allowEnv: true }).includes("--allow-env"));
-  // Off unless asked.
-  assert.ok(!compileArgs().some((arg) => arg.startsWith("--allow-env")));
+  // Only the secret's variable unless asked.
+  assert.deepEqual(compileArgs().filter((arg) => arg.startsWith("--allow-env")), [
+    "--allow-env=TCPY_SECRET",
+  ]);
   assert.throws(() => parseCompileArgs(["--allow-env="]), /needs variable names/);
   assert.throws(() => parseCompileArgs(["--allow-write"]), /Unknown option '--allow-write'/);
 });
