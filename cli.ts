@@ -22,8 +22,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import denoJson from "./deno.json" with { type: "json" };
 import { TCPClient, type TCPClientOptions } from "./client.ts";
 import { AuthenticationError, TcpyError } from "./errors.ts";
@@ -181,6 +181,8 @@ const SECRET_FILE_HELP = `read the shared secret from PATH (else from $${SECRET_
 
 /** `tcpy serve` flags for the secret and TLS. */
 const SERVE_EXTRA: readonly ExtraFlag[] = [
+  // Set by tcpy itself on the run it starts under the module's deno.json; not in the help.
+  { name: "under-config", kind: "boolean", value: "", help: "" },
   {
     name: "secret-file",
     kind: "string",
@@ -263,7 +265,7 @@ A module that reads environment variables needs tcpy started with them:
 binary built with "deno task compile --allow-env=VARS".
 
 Options:
-${flagLines([...SERVE_FLAGS, ...SERVE_EXTRA])}
+${flagLines([...SERVE_FLAGS, ...SERVE_EXTRA.filter((f) => f.help)])}
 
 The shared secret is never a command-line value (other users can read the
 process list): set ${SECRET_ENV} (readable with --allow-env=${SECRET_ENV}) or
@@ -488,6 +490,114 @@ function pathFlag(values: ParsedFlags, name: string): string | undefined {
   return typeof value === "string" ? resolve(invocationDir(), value) : undefined;
 }
 
+/** The deno.json or deno.jsonc nearest to `dir` (it or an ancestor), if any. */
+export function nearestConfig(dir: string): string | undefined {
+  for (let at = dir;; at = dirname(at)) {
+    for (const name of ["deno.json", "deno.jsonc"]) {
+      const path = join(at, name);
+      try {
+        if (Deno.statSync(path).isFile) return path;
+      } catch {
+        // Not here.
+      }
+    }
+    if (dirname(at) === at) return undefined;
+  }
+}
+
+/**
+ * The deno.json this run of tcpy most likely uses: Deno looks for one next to
+ * the main module (cli.ts) and up from there. A compiled binary has none.
+ */
+function configInEffect(): string | undefined {
+  const here = new URL(".", import.meta.url);
+  return here.protocol === "file:" ? nearestConfig(fileURLToPath(here)) : undefined;
+}
+
+/** Whether this is `deno` running cli.ts (not a binary made by `deno compile`). */
+function runByDeno(): boolean {
+  try {
+    return /^deno(\.exe)?$/i.test(Deno.execPath().split(/[\\/]/).pop() ?? "");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The `deno run` flags that give a new run of tcpy the permissions this one
+ * has (the ones granted whole, and the variables tcpy reads), plus
+ * `--unstable-net`.
+ */
+function permissionFlags(): string[] {
+  const flags = ["--unstable-net"];
+  for (const name of ["net", "read", "write", "env", "run", "sys", "ffi", "import"] as const) {
+    if (Deno.permissions.querySync({ name }).state === "granted") flags.push(`--allow-${name}`);
+  }
+  if (!flags.includes("--allow-env")) {
+    const vars = ["INIT_CWD", SECRET_ENV].filter(mayReadEnv);
+    if (vars.length) flags.push(`--allow-env=${vars.join(",")}`);
+  }
+  return flags;
+}
+
+/** What to type to serve `args` under the project's `config`. */
+function commandUnder(config: string, args: string[]): string {
+  const cli = fileURLToPath(new URL("./cli.ts", import.meta.url));
+  const flags = permissionFlags().filter((f) => f !== "--allow-run");
+  const quote = (word: string) =>
+    /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+  return ["deno", "run", "--config", config, ...flags, cli, "serve", ...args].map(quote).join(" ");
+}
+
+/**
+ * Runs `tcpy serve ARGS` again as a child `deno run --config CONFIG`, with
+ * the same permissions, passing SIGINT and SIGTERM on, and resolves with its
+ * exit code.
+ */
+async function serveUnder(config: string, args: string[]): Promise<number> {
+  const cli = fileURLToPath(new URL("./cli.ts", import.meta.url));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--config",
+      config,
+      ...permissionFlags(),
+      cli,
+      "serve",
+      ...args,
+      "--under-config",
+    ],
+    cwd: invocationDir(),
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+    // Its own process group: a Ctrl-C reaches it once, from here.
+    detached: true,
+  }).spawn();
+  const forwarded: [Deno.Signal, () => void][] = [];
+  for (const signal of SIGNALS) {
+    const listener = () => {
+      try {
+        child.kill(signal);
+      } catch {
+        // It has exited.
+      }
+    };
+    try {
+      Deno.addSignalListener(signal, listener);
+      forwarded.push([signal, listener]);
+    } catch {
+      // This platform does not have that signal.
+    }
+  }
+  try {
+    const status = await child.status;
+    return status.signal ? SIGNAL_EXIT[status.signal] ?? ExitCode.FAILURE : status.code;
+  } finally {
+    for (const [signal, listener] of forwarded) Deno.removeSignalListener(signal, listener);
+  }
+}
+
 const SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
 const SIGNAL_EXIT: Partial<Record<Deno.Signal, number>> = { SIGINT: 130, SIGTERM: 143 };
 
@@ -522,11 +632,36 @@ async function serve(args: string[]): Promise<number> {
     throw usageError(prefix, `bad MODULE "${specifier}": ${messageOf(error)}`, SERVE_USAGE);
   }
 
+  // The module's own deno.json (import map, "unstable": ["kv"], ...) applies
+  // only if Deno runs under it: Deno found the one next to cli.ts.
+  const project = url.startsWith("file:") && values["under-config"] !== true && runByDeno()
+    ? nearestConfig(dirname(fileURLToPath(url)))
+    : undefined;
+  const otherConfig = project !== undefined && project !== configInEffect() ? project : undefined;
+  if (otherConfig !== undefined) {
+    const run = Deno.permissions.querySync({ name: "run", command: Deno.execPath() });
+    if (run.state === "granted") return await serveUnder(otherConfig, args);
+  }
+
   let commands: Commands;
   try {
     commands = await loadCommands(url);
   } catch (error) {
-    throw new Exit(ExitCode.FAILURE, `${prefix}: cannot serve ${specifier}: ${messageOf(error)}`);
+    const hint = otherConfig === undefined ? "" : `\n${prefix}: ${specifier} belongs to the ` +
+      `project of ${otherConfig}, whose import map and settings this run does not use ` +
+      `(Deno reads the deno.json next to cli.ts). Run it under that file:\n  ` +
+      commandUnder(otherConfig, args) +
+      `\n${prefix}: or grant --allow-run, and tcpy serve starts itself that way.`;
+    throw new Exit(
+      ExitCode.FAILURE,
+      `${prefix}: cannot serve ${specifier}: ${messageOf(error)}${hint}`,
+    );
+  }
+  if (otherConfig !== undefined) {
+    console.error(
+      `${prefix}: note: ${otherConfig} is not in effect (grant --allow-run, or run: ` +
+        `${commandUnder(otherConfig, args)})`,
+    );
   }
 
   let server: TCPServer;

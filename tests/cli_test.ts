@@ -426,6 +426,81 @@ Deno.test("serve --tls-cert/--tls-key and call --tls-ca talk TLS", async () => {
   }
 });
 
+/** A project outside this repository: its own deno.json, with an import map and unstable kv. */
+async function project(): Promise<string> {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "tcpy-project-" }));
+  await Deno.writeTextFile(
+    `${dir}/deno.json`,
+    JSON.stringify({
+      imports: {
+        "@tcpy/tcpy": new URL("../mod.ts", import.meta.url).href,
+        "greeting": "./greeting.ts",
+      },
+      unstable: ["kv"],
+    }),
+  );
+  await Deno.writeTextFile(
+    `${dir}/greeting.ts`,
+    "export const hello = (n: string) => `Hello, ${n}`;\n",
+  );
+  await Deno.writeTextFile(
+    `${dir}/handlers.ts`,
+    `import { TCPHandler } from "@tcpy/tcpy";
+import { hello } from "greeting";
+export class Greet extends TCPHandler<{ name: string }> {
+  static override inline = false;
+  execute() {
+    return this.success({ text: hello(this.params.name), kv: typeof Deno.openKv });
+  }
+}
+export const commands = { greet: Greet };
+`,
+  );
+  return dir;
+}
+
+Deno.test("serve: a module in a project with its own deno.json is served under that deno.json", async () => {
+  const dir = await project();
+  try {
+    const greet = { success: true, text: "Hello, Ada", kv: "function" };
+    // With --allow-run, tcpy serve runs itself again under the project's deno.json.
+    const started = await serve("handlers.ts", ["--threads", "1"], (args) =>
+      new Child(
+        Deno.execPath(),
+        ["run", "--allow-net", "--allow-read", "--allow-run", CLI, ...args],
+        { cwd: dir },
+      ));
+    await using _ = started.proc;
+    await using client = new TCPClient({ host: HOST, port: started.port, timeout: 10_000 });
+    assert.deepEqual(await client.execute("greet", { name: "Ada" }), greet);
+    await client.disconnect();
+    await stop(started.proc);
+
+    // Without it, it says what to type; and that works.
+    const proc = new Child(Deno.execPath(), [...RUN, "serve", "handlers.ts"], { cwd: dir });
+    const done = await finish(proc);
+    assert.equal(done.code, 1);
+    assert.match(done.stderr, /not a dependency|not in import map/);
+    assert.match(done.stderr, /belongs to the project of .*deno\.json/);
+    const typed = done.stderr.split("\n").find((line) => line.startsWith("  deno run --config"));
+    assert.ok(typed, done.stderr);
+    const words = typed.trim().split(/ +/);
+    assert.deepEqual(words.slice(0, 4), ["deno", "run", "--config", `${dir}/deno.json`]);
+    const again = await serve(
+      "handlers.ts",
+      ["--threads", "1"],
+      (args) => new Child(Deno.execPath(), [...words.slice(1), ...args.slice(2)], { cwd: dir }),
+    );
+    await using _again = again.proc;
+    await using other = new TCPClient({ host: HOST, port: again.port, timeout: 10_000 });
+    assert.deepEqual(await other.execute("greet", { name: "Ada" }), greet);
+    await other.disconnect();
+    await stop(again.proc);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("serve: a module that starts and calls its server at its top level is told to use import.meta.main", async () => {
   const done = await tcpy("serve", "tests/fixtures/unguarded.ts");
   assert.equal(done.code, 1, done.stderr);
