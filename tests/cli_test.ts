@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { TCPClient } from "../mod.ts";
+import { compileEntry, compileModuleArgs } from "../cli.ts";
 import { compileArgs, parseCompileArgs, ROOT } from "../scripts/compile.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { within } from "./_helpers.ts";
@@ -814,6 +815,130 @@ Deno.test({
       const done = await call.finish();
       assert.equal(done.code, 0, done.stderr);
       assert.equal(done.stdout, '{"success":true,"solution":3}\n');
+      await stop(proc);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------
+// tcpy compile MODULE.
+
+Deno.test("tcpy compile: the deno compile command line it builds, and its entry", () => {
+  const args = compileModuleArgs({
+    entry: "/tmp/x/main.ts",
+    module: "/srv/app/handlers.ts",
+    output: "/srv/app/handlers",
+    config: "/srv/app/deno.json",
+  });
+  const worker = new URL("../internal/worker.ts", import.meta.url).pathname;
+  const shard = new URL("../internal/shard.ts", import.meta.url).pathname;
+  assert.deepEqual(args, [
+    "compile",
+    "--allow-net",
+    "--allow-read",
+    "--allow-env=TCPY_SECRET",
+    "--unstable-net",
+    "--config",
+    "/srv/app/deno.json",
+    "--include",
+    worker,
+    "--include",
+    shard,
+    "--include",
+    "/srv/app/handlers.ts",
+    "--output",
+    "/srv/app/handlers",
+    "/tmp/x/main.ts",
+  ]);
+  assert.ok(compileModuleArgs({ entry: "e", module: "m", output: "o" }).includes("--no-config"));
+  const entry = compileEntry("/tmp/x", "/srv/app/handlers.ts");
+  assert.match(entry, /^import "\.\.\/\.\.\/srv\/app\/handlers\.ts";$/m);
+  assert.match(entry, /main\(\["serve", module, \.\.\.Deno\.args\]\)/);
+});
+
+/** `deno run --allow-all cli.ts compile ARGS` in `cwd`, with DENORT_BIN set or removed. */
+async function tcpyCompile(args: string[], cwd: string, denort: string | null): Promise<Finished> {
+  const env = Deno.env.toObject();
+  if (denort === null) delete env.DENORT_BIN;
+  else env.DENORT_BIN = denort;
+  env.NO_COLOR = "1";
+  const proc = new Child(Deno.execPath(), ["run", "--allow-all", CLI, "compile", ...args], {
+    env,
+    clearEnv: true,
+    cwd,
+  });
+  await using _ = proc;
+  return await proc.finish(180_000);
+}
+
+Deno.test({
+  name: "tcpy compile embeds the module and the worker entries, and explains a missing denort",
+  ignore: !canWrite,
+  async fn() {
+    const dir = await project();
+    try {
+      // DENORT_BIN=deno: the graph is built and listed (the file is no working binary).
+      let done = await tcpyCompile(["handlers.ts", "--output", "bin"], dir, Deno.execPath());
+      assert.equal(done.code, 0, done.stderr);
+      const text = done.stdout + done.stderr;
+      assert.match(text, new RegExp(`--config ${dir}/deno\\.json`));
+      const files = embeddedFiles(text).map((path) => path.split("/").pop());
+      for (const name of ["handlers.ts", "greeting.ts", "worker.ts", "shard.ts", "cli.ts"]) {
+        assert.ok(files.includes(name), `${name} is embedded: ${files.join(", ")}`);
+      }
+      // The real runtime: downloaded where it can be; else the failure is explained.
+      let denort = Deno.env.get("DENORT_BIN") ?? null;
+      if (denort && Deno.realPathSync(denort) === Deno.realPathSync(Deno.execPath())) denort = null;
+      done = await tcpyCompile(["handlers.ts", "--output", "bin"], dir, denort);
+      if (done.code === 0) {
+        console.log("tcpy compile: denort was available; the explanation was not needed");
+        return;
+      }
+      assert.equal(done.code, 1, done.stderr);
+      assert.match(done.stderr, /tcpy compile: deno compile could not download the denort runtime/);
+      assert.match(
+        done.stderr,
+        /tcpy compile: {3}DENORT_BIN=\/path\/to\/denort tcpy compile handlers\.ts --output bin/,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** A DENORT_BIN that is a real denort (not deno itself): only then can a binary run here. */
+const realDenort = (() => {
+  const denort = Deno.env.get("DENORT_BIN");
+  try {
+    return !!denort && Deno.realPathSync(denort) !== Deno.realPathSync(Deno.execPath());
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "tcpy compile: the binary serves the module (needs DENORT_BIN set to a denort runtime)",
+  ignore: !canWrite || !realDenort,
+  async fn() {
+    const dir = await project();
+    try {
+      const done = await tcpyCompile(["handlers.ts", "--output", "bin"], dir, null);
+      assert.equal(done.code, 0, done.stderr);
+      const { proc, port } = await serve(
+        "",
+        [],
+        (args) => new Child(`${dir}/bin`, args.slice(2), { cwd: dir }),
+      );
+      await using _ = proc;
+      await using client = new TCPClient({ host: HOST, port, timeout: 10_000 });
+      assert.deepEqual(await client.execute("greet", { name: "Ada" }), {
+        success: true,
+        text: "Hello, Ada",
+        kv: "function",
+      });
+      await client.disconnect();
       await stop(proc);
     } finally {
       await Deno.remove(dir, { recursive: true });
