@@ -864,6 +864,9 @@ async function tcpyCompile(args: string[], cwd: string, denort: string | null): 
   if (denort === null) delete env.DENORT_BIN;
   else env.DENORT_BIN = denort;
   env.NO_COLOR = "1";
+  // MODULE is resolved against the directory the command was typed in: here `cwd`, not the
+  // INIT_CWD of the `deno task test` around this test.
+  delete env.INIT_CWD;
   const proc = new Child(Deno.execPath(), ["run", "--allow-all", CLI, "compile", ...args], {
     env,
     clearEnv: true,
