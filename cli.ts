@@ -22,11 +22,11 @@
  */
 
 import { parseArgs } from "node:util";
-import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import denoJson from "./deno.json" with { type: "json" };
 import { TCPClient, type TCPClientOptions } from "./client.ts";
-import { TcpyError } from "./errors.ts";
+import { AuthenticationError, TcpyError } from "./errors.ts";
 import type { Commands } from "./handler.ts";
 import {
   type ListenAddress,
@@ -35,6 +35,7 @@ import {
   type TCPServerOptions,
 } from "./server.ts";
 import { commandsOf, importHandlers, isCommandMap } from "./internal/resolve.ts";
+import { denortAdvice } from "./internal/denort.ts";
 
 /** The version of tcpy, read from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -166,12 +167,58 @@ const CALL_FLAGS: readonly ValueFlag<TCPClientOptions>[] = [
   },
 ];
 
+/** A flag handled by the subcommand itself (files, secrets), not copied to an option. */
+interface ExtraFlag {
+  name: string;
+  kind: "string" | "boolean";
+  value: string;
+  help: string;
+}
+
+/** The environment variable that gives `serve` and `call` the shared secret. */
+export const SECRET_ENV = "TCPY_SECRET";
+
+const SECRET_FILE_HELP = `read the shared secret from PATH (else from $${SECRET_ENV})`;
+
+/** `tcpy serve` flags for the secret and TLS. */
+const SERVE_EXTRA: readonly ExtraFlag[] = [
+  // Set by tcpy itself on the run it starts under the module's deno.json; not in the help.
+  { name: "under-config", kind: "boolean", value: "", help: "" },
+  {
+    name: "secret-file",
+    kind: "string",
+    value: "PATH",
+    help: `${SECRET_FILE_HELP}: clients must send it first`,
+  },
+  {
+    name: "tls-cert",
+    kind: "string",
+    value: "PATH",
+    help: "serve over TLS: certificate chain, PEM",
+  },
+  { name: "tls-key", kind: "string", value: "PATH", help: "serve over TLS: private key, PEM" },
+];
+
+/** `tcpy call` flags for the secret and TLS. */
+const CALL_EXTRA: readonly ExtraFlag[] = [
+  { name: "params", kind: "string", value: "JSON", help: "params as a JSON object" },
+  { name: "secret-file", kind: "string", value: "PATH", help: SECRET_FILE_HELP },
+  { name: "tls", kind: "boolean", value: "", help: "connect over TLS, trusting the system's CAs" },
+  {
+    name: "tls-ca",
+    kind: "string",
+    value: "PATH",
+    help: "connect over TLS, also trusting the CA certificate(s) in PATH (PEM)",
+  },
+];
+
 // ---------------------------------------------------------------------------
 // Help texts.
 
 const MAIN_SYNOPSIS = `Usage:
   tcpy serve MODULE [options]                 serve the commands MODULE exports
   tcpy call COMMAND [key=value ...] [options] call a command, print its result as JSON
+  tcpy compile MODULE [--output PATH]         build a standalone binary serving MODULE
   tcpy --help | --version | COMMAND --help`;
 const MAIN_USAGE = `${MAIN_SYNOPSIS}\nRun "tcpy --help" for more.`;
 
@@ -220,7 +267,11 @@ A module that reads environment variables needs tcpy started with them:
 binary built with "deno task compile --allow-env=VARS".
 
 Options:
-${flagLines(SERVE_FLAGS)}
+${flagLines([...SERVE_FLAGS, ...SERVE_EXTRA.filter((f) => f.help)])}
+
+The shared secret is never a command-line value (other users can read the
+process list): set ${SECRET_ENV} (readable with --allow-env=${SECRET_ENV}) or
+give --secret-file PATH, which wins.
 
 Logs "tcpy listening on HOST:PORT (commands: ...)" on stdout once it listens.
 SIGINT or SIGTERM stops it gracefully: calls in flight finish (up to
@@ -241,7 +292,11 @@ Params:
   --params JSON        a JSON object of params; key=value pairs override its keys
 
 Options:
-${flagLines(CALL_FLAGS)}
+${flagLines([...CALL_FLAGS, ...CALL_EXTRA.filter((f) => f.name !== "params")])}
+
+The server's shared secret is never a command-line value (other users can
+read the process list): set ${SECRET_ENV} (readable with
+--allow-env=${SECRET_ENV}) or give --secret-file PATH, which wins.
 
 Exit codes:
   0  the call succeeded
@@ -285,14 +340,16 @@ type ParsedFlags = Record<string, string | boolean | undefined>;
 function parse<O>(
   args: string[],
   flags: readonly ValueFlag<O>[],
-  extra: Record<string, { type: "string" }>,
+  extra: readonly ExtraFlag[],
   prefix: string,
   usage: string,
 ): { values: ParsedFlags; positionals: string[] } {
   const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
     help: { type: "boolean", short: "h" },
-    ...extra,
+    // Parsed only to be refused with a message that says what to use instead.
+    secret: { type: "string" },
   };
+  for (const flag of extra) options[flag.name] = { type: flag.kind };
   for (const flag of flags) {
     options[flag.name] = { type: flag.kind === "boolean" ? "boolean" : "string" };
   }
@@ -390,6 +447,159 @@ function formatAddress({ hostname, port }: ListenAddress): string {
   return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }
 
+/** Whether this program may read `name` from the environment (asked without a prompt). */
+function mayReadEnv(name: string): boolean {
+  return Deno.permissions.querySync({ name: "env", variable: name }).state === "granted";
+}
+
+/**
+ * The shared secret: from `--secret-file PATH` (its text without a final
+ * line break), else from the environment variable {@linkcode SECRET_ENV} when
+ * this program may read it. A secret given as a command-line value is
+ * refused: any user of the machine can read a process's arguments.
+ */
+function secretFrom(values: ParsedFlags, prefix: string, usage: string): string | undefined {
+  if (values.secret !== undefined) {
+    throw usageError(
+      prefix,
+      `--secret is not accepted: a command line can be read by other users of the machine. ` +
+        `Set ${SECRET_ENV} in the environment (with deno run, grant --allow-env=${SECRET_ENV}) ` +
+        `or put the secret in a file and give --secret-file PATH`,
+      usage,
+    );
+  }
+  const file = values["secret-file"];
+  if (typeof file === "string") {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(resolve(invocationDir(), file));
+    } catch (error) {
+      throw usageError(prefix, `cannot read --secret-file ${file}: ${messageOf(error)}`, usage);
+    }
+    const secret = text.replace(/\r?\n$/, "");
+    if (!secret) throw usageError(prefix, `--secret-file ${file} is empty`, usage);
+    return secret;
+  }
+  if (!mayReadEnv(SECRET_ENV)) return undefined;
+  const secret = Deno.env.get(SECRET_ENV);
+  if (secret === "") throw usageError(prefix, `${SECRET_ENV} is set but empty`, usage);
+  return secret;
+}
+
+/** A path flag's value resolved against the directory the command was typed in. */
+function pathFlag(values: ParsedFlags, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === "string" ? resolve(invocationDir(), value) : undefined;
+}
+
+/** The deno.json or deno.jsonc nearest to `dir` (it or an ancestor), if any. */
+export function nearestConfig(dir: string): string | undefined {
+  for (let at = dir;; at = dirname(at)) {
+    for (const name of ["deno.json", "deno.jsonc"]) {
+      const path = join(at, name);
+      try {
+        if (Deno.statSync(path).isFile) return path;
+      } catch {
+        // Not here.
+      }
+    }
+    if (dirname(at) === at) return undefined;
+  }
+}
+
+/**
+ * The deno.json this run of tcpy most likely uses: Deno looks for one next to
+ * the main module (cli.ts) and up from there. A compiled binary has none.
+ */
+function configInEffect(): string | undefined {
+  const here = new URL(".", import.meta.url);
+  return here.protocol === "file:" ? nearestConfig(fileURLToPath(here)) : undefined;
+}
+
+/** Whether this is `deno` running cli.ts (not a binary made by `deno compile`). */
+function runByDeno(): boolean {
+  try {
+    return /^deno(\.exe)?$/i.test(Deno.execPath().split(/[\\/]/).pop() ?? "");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The `deno run` flags that give a new run of tcpy the permissions this one
+ * has (the ones granted whole, and the variables tcpy reads), plus
+ * `--unstable-net`.
+ */
+function permissionFlags(): string[] {
+  const flags = ["--unstable-net"];
+  for (const name of ["net", "read", "write", "env", "run", "sys", "ffi", "import"] as const) {
+    if (Deno.permissions.querySync({ name }).state === "granted") flags.push(`--allow-${name}`);
+  }
+  if (!flags.includes("--allow-env")) {
+    const vars = ["INIT_CWD", SECRET_ENV].filter(mayReadEnv);
+    if (vars.length) flags.push(`--allow-env=${vars.join(",")}`);
+  }
+  return flags;
+}
+
+/** What to type to serve `args` under the project's `config`. */
+function commandUnder(config: string, args: string[]): string {
+  const cli = fileURLToPath(new URL("./cli.ts", import.meta.url));
+  const flags = permissionFlags().filter((f) => f !== "--allow-run");
+  const quote = (word: string) =>
+    /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+  return ["deno", "run", "--config", config, ...flags, cli, "serve", ...args].map(quote).join(" ");
+}
+
+/**
+ * Runs `tcpy serve ARGS` again as a child `deno run --config CONFIG`, with
+ * the same permissions, passing SIGINT and SIGTERM on, and resolves with its
+ * exit code.
+ */
+async function serveUnder(config: string, args: string[]): Promise<number> {
+  const cli = fileURLToPath(new URL("./cli.ts", import.meta.url));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--config",
+      config,
+      ...permissionFlags(),
+      cli,
+      "serve",
+      ...args,
+      "--under-config",
+    ],
+    cwd: invocationDir(),
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+    // Its own process group: a Ctrl-C reaches it once, from here.
+    detached: true,
+  }).spawn();
+  const forwarded: [Deno.Signal, () => void][] = [];
+  for (const signal of SIGNALS) {
+    const listener = () => {
+      try {
+        child.kill(signal);
+      } catch {
+        // It has exited.
+      }
+    };
+    try {
+      Deno.addSignalListener(signal, listener);
+      forwarded.push([signal, listener]);
+    } catch {
+      // This platform does not have that signal.
+    }
+  }
+  try {
+    const status = await child.status;
+    return status.signal ? SIGNAL_EXIT[status.signal] ?? ExitCode.FAILURE : status.code;
+  } finally {
+    for (const [signal, listener] of forwarded) Deno.removeSignalListener(signal, listener);
+  }
+}
+
 const SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
 const SIGNAL_EXIT: Partial<Record<Deno.Signal, number>> = { SIGINT: 130, SIGTERM: 143 };
 
@@ -398,7 +608,7 @@ const SIGNAL_EXIT: Partial<Record<Deno.Signal, number>> = { SIGINT: 130, SIGTERM
 
 async function serve(args: string[]): Promise<number> {
   const prefix = "tcpy serve";
-  const { values, positionals } = parse(args, SERVE_FLAGS, {}, prefix, SERVE_USAGE);
+  const { values, positionals } = parse(args, SERVE_FLAGS, SERVE_EXTRA, prefix, SERVE_USAGE);
   if (values.help) {
     console.log(SERVE_HELP);
     return ExitCode.OK;
@@ -408,6 +618,14 @@ async function serve(args: string[]): Promise<number> {
     throw usageError(prefix, `unexpected argument "${positionals[1]}"`, SERVE_USAGE);
   }
   const options = optionsFrom(values, SERVE_FLAGS, prefix, SERVE_USAGE);
+  const secret = secretFrom(values, prefix, SERVE_USAGE);
+  if (secret !== undefined) options.secret = secret;
+  const certFile = pathFlag(values, "tls-cert");
+  const keyFile = pathFlag(values, "tls-key");
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw usageError(prefix, "--tls-cert and --tls-key go together", SERVE_USAGE);
+  }
+  if (certFile !== undefined && keyFile !== undefined) options.tls = { certFile, keyFile };
   const specifier = positionals[0];
   let url: string;
   try {
@@ -416,11 +634,36 @@ async function serve(args: string[]): Promise<number> {
     throw usageError(prefix, `bad MODULE "${specifier}": ${messageOf(error)}`, SERVE_USAGE);
   }
 
+  // The module's own deno.json (import map, "unstable": ["kv"], ...) applies
+  // only if Deno runs under it: Deno found the one next to cli.ts.
+  const project = url.startsWith("file:") && values["under-config"] !== true && runByDeno()
+    ? nearestConfig(dirname(fileURLToPath(url)))
+    : undefined;
+  const otherConfig = project !== undefined && project !== configInEffect() ? project : undefined;
+  if (otherConfig !== undefined) {
+    const run = Deno.permissions.querySync({ name: "run", command: Deno.execPath() });
+    if (run.state === "granted") return await serveUnder(otherConfig, args);
+  }
+
   let commands: Commands;
   try {
     commands = await loadCommands(url);
   } catch (error) {
-    throw new Exit(ExitCode.FAILURE, `${prefix}: cannot serve ${specifier}: ${messageOf(error)}`);
+    const hint = otherConfig === undefined ? "" : `\n${prefix}: ${specifier} belongs to the ` +
+      `project of ${otherConfig}, whose import map and settings this run does not use ` +
+      `(Deno reads the deno.json next to cli.ts). Run it under that file:\n  ` +
+      commandUnder(otherConfig, args) +
+      `\n${prefix}: or grant --allow-run, and tcpy serve starts itself that way.`;
+    throw new Exit(
+      ExitCode.FAILURE,
+      `${prefix}: cannot serve ${specifier}: ${messageOf(error)}${hint}`,
+    );
+  }
+  if (otherConfig !== undefined) {
+    console.error(
+      `${prefix}: note: ${otherConfig} is not in effect (grant --allow-run, or run: ` +
+        `${commandUnder(otherConfig, args)})`,
+    );
   }
 
   let server: TCPServer;
@@ -474,6 +717,11 @@ async function serve(args: string[]): Promise<number> {
     await server.close();
     throw new Exit(ExitCode.FAILURE, `${prefix}: cannot start: ${firstLine(messageOf(error))}`);
   }
+  if (secret === undefined && !mayReadEnv(SECRET_ENV)) {
+    console.error(
+      `${prefix}: note: no secret; ${SECRET_ENV} is not read without --allow-env=${SECRET_ENV}`,
+    );
+  }
   const signal = await stop.promise;
   console.error(
     `tcpy: ${signal} received: finishing the calls in flight (up to ${
@@ -502,13 +750,7 @@ function isHandlerError(result: unknown): result is { error: true; message?: unk
 
 async function call(args: string[]): Promise<number> {
   const prefix = "tcpy call";
-  const { values, positionals } = parse(
-    args,
-    CALL_FLAGS,
-    { params: { type: "string" } },
-    prefix,
-    CALL_USAGE,
-  );
+  const { values, positionals } = parse(args, CALL_FLAGS, CALL_EXTRA, prefix, CALL_USAGE);
   if (values.help) {
     console.log(CALL_HELP);
     return ExitCode.OK;
@@ -516,6 +758,11 @@ async function call(args: string[]): Promise<number> {
   const [command, ...pairs] = positionals;
   if (command === undefined) throw usageError(prefix, "missing COMMAND", CALL_USAGE);
   const options = optionsFrom(values, CALL_FLAGS, prefix, CALL_USAGE);
+  const secret = secretFrom(values, prefix, CALL_USAGE);
+  if (secret !== undefined) options.secret = secret;
+  const caFile = pathFlag(values, "tls-ca");
+  if (caFile !== undefined) options.tls = { caFile };
+  else if (values.tls === true) options.tls = true;
 
   let params: Record<string, unknown> = {};
   if (typeof values.params === "string") {
@@ -555,9 +802,15 @@ async function call(args: string[]): Promise<number> {
     result = await client.execute(command, params);
   } catch (error) {
     const where = `${options.host ?? D.host}:${options.port ?? D.port}`;
-    const detail = error instanceof TcpyError
+    let detail = error instanceof TcpyError
       ? `${firstLine(error.message)} (${error.name}, code ${error.code})`
       : firstLine(messageOf(error));
+    if (error instanceof AuthenticationError && secret === undefined) {
+      detail += mayReadEnv(SECRET_ENV)
+        ? `; the server wants a secret: set ${SECRET_ENV} or give --secret-file PATH`
+        : `; the server wants a secret: give --secret-file PATH, or set ${SECRET_ENV} and ` +
+          `grant --allow-env=${SECRET_ENV}`;
+    }
     throw new Exit(ExitCode.CALL_FAILED, `${prefix}: ${command} on ${where} failed: ${detail}`);
   } finally {
     await client.disconnect();
@@ -569,6 +822,139 @@ async function call(args: string[]): Promise<number> {
     return ExitCode.FAILURE;
   }
   return ExitCode.OK;
+}
+
+/** What {@linkcode compileModuleArgs} builds a binary from. */
+export interface CompileModuleOptions {
+  /** The generated entry file (absolute path). */
+  entry: string;
+  /** The served module (absolute path). */
+  module: string;
+  /** Where to write the binary. */
+  output: string;
+  /** The module's project deno.json, if any: its import map and settings apply. */
+  config?: string;
+}
+
+/**
+ * The `deno compile` arguments of `tcpy compile`: the permissions `tcpy
+ * serve` needs (network, read, the TCPY_SECRET variable), `--unstable-net`
+ * for I/O threads, the module's deno.json, and `--include` for the module
+ * and tcpy's worker entries, which workers load by URL.
+ *
+ * @param options Entry, module, output and config.
+ * @returns The arguments, starting with `compile`.
+ */
+export function compileModuleArgs(options: CompileModuleOptions): string[] {
+  const internal = (name: string) => fileURLToPath(new URL(`./internal/${name}`, import.meta.url));
+  return [
+    "compile",
+    "--allow-net",
+    "--allow-read",
+    `--allow-env=${SECRET_ENV}`,
+    "--unstable-net",
+    ...(options.config ? ["--config", options.config] : ["--no-config"]),
+    "--include",
+    internal("worker.ts"),
+    "--include",
+    internal("shard.ts"),
+    "--include",
+    options.module,
+    "--output",
+    options.output,
+    options.entry,
+  ];
+}
+
+/** The entry of a `tcpy compile` binary: `tcpy serve MODULE ARGS`, MODULE embedded. */
+export function compileEntry(entryDir: string, module: string): string {
+  const cli = new URL("./cli.ts", import.meta.url).href;
+  let path = relative(entryDir, module).split("\\").join("/");
+  if (!path.startsWith(".")) path = `./${path}`;
+  return [
+    "// Generated by tcpy compile: serves the module below, embedded in the binary.",
+    `import { main } from ${JSON.stringify(cli)};`,
+    `import ${JSON.stringify(path)};`,
+    `const module = new URL(${JSON.stringify(path)}, import.meta.url).href;`,
+    `Deno.exit(await main(["serve", module, ...Deno.args]));`,
+    "",
+  ].join("\n");
+}
+
+const COMPILE_HELP = `Usage: tcpy compile MODULE [--output PATH]
+
+Builds a standalone binary that serves MODULE: running it is "tcpy serve
+MODULE" with its options (--port, --threads, --secret-file, ...). MODULE,
+its imports (resolved with its project's deno.json, if it has one) and
+tcpy's worker entries are embedded. The binary may use the network, read
+files and read TCPY_SECRET.
+
+Options:
+  --output PATH  where to write the binary (default: MODULE's name, no extension)
+  -h, --help     show this help
+
+Needs tcpy started with --allow-run and --allow-write. deno compile downloads
+its denort runtime on first use; offline, set DENORT_BIN to a denort binary.`;
+
+async function compile(args: string[]): Promise<number> {
+  const prefix = "tcpy compile";
+  const usage = `Usage: tcpy compile MODULE [--output PATH]\nRun "tcpy compile --help" for more.`;
+  const extra: ExtraFlag[] = [{ name: "output", kind: "string", value: "PATH", help: "" }];
+  const { values, positionals } = parse(args, [], extra, prefix, usage);
+  if (values.help) {
+    console.log(COMPILE_HELP);
+    return ExitCode.OK;
+  }
+  if (positionals.length !== 1) {
+    throw usageError(prefix, positionals.length ? "one MODULE only" : "missing MODULE", usage);
+  }
+  const module = resolve(invocationDir(), positionals[0]);
+  const output = typeof values.output === "string"
+    ? resolve(invocationDir(), values.output)
+    : module.replace(/\.[cm]?[jt]sx?$/, "");
+  for (const name of ["run", "write"] as const) {
+    if (Deno.permissions.querySync({ name }).state !== "granted") {
+      throw new Exit(
+        ExitCode.FAILURE,
+        `${prefix}: needs --allow-${name} (it runs deno compile on a generated entry file)`,
+      );
+    }
+  }
+  const dir = await Deno.makeTempDir({ prefix: "tcpy-compile-" });
+  try {
+    const entry = join(dir, "main.ts");
+    await Deno.writeTextFile(entry, compileEntry(dir, module));
+    const compileArgs = compileModuleArgs({
+      entry,
+      module,
+      output,
+      config: nearestConfig(dirname(module)),
+    });
+    console.error(`deno ${compileArgs.join(" ")}`);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: compileArgs,
+      cwd: invocationDir(),
+      stdin: "null",
+      stdout: "inherit",
+      stderr: "piped",
+    }).spawn();
+    let errors = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stderr) {
+      await Deno.stderr.write(chunk);
+      errors = (errors + decoder.decode(chunk, { stream: true })).slice(-65_536);
+    }
+    const { code } = await child.status;
+    if (code === 0) return ExitCode.OK;
+    const advice = denortAdvice(errors, `tcpy compile ${args.join(" ")}`);
+    throw new Exit(
+      ExitCode.FAILURE,
+      advice?.replaceAll("compile: ", `${prefix}: `) ??
+        `${prefix}: deno compile failed (exit code ${code})`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -595,9 +981,12 @@ export async function main(args: string[]): Promise<number> {
         return await serve(rest);
       case "call":
         return await call(rest);
+      case "compile":
+        return await compile(rest);
       case "help":
         if (rest[0] === "serve") console.log(SERVE_HELP);
         else if (rest[0] === "call") console.log(CALL_HELP);
+        else if (rest[0] === "compile") console.log(COMPILE_HELP);
         else console.log(MAIN_HELP);
         return ExitCode.OK;
       case "-h":

@@ -26,6 +26,7 @@ import { LineWriter } from "./internal/line_writer.ts";
 import { readLines } from "./internal/read_loop.ts";
 import { callerView, callTimedOut } from "./internal/replies.ts";
 import {
+  checkClientOptions,
   checkLimit,
   checkPort,
   checkTimeout,
@@ -300,14 +301,14 @@ export class Call<R = unknown> {
  *
  * @example The tutorial client
  * ```ts ignore
- * import { TCPClient } from "jsr:@tcpy/tcpy";
+ * import { TCPClient } from "./mod.ts"; // "@tcpy/tcpy" in your project
  * console.log(await new TCPClient().execute("add", { x: 1, y: 2 }));
  * // { success: true, solution: 3 }
  * ```
  *
  * @example Typed commands
  * ```ts ignore
- * import { TCPClient } from "jsr:@tcpy/tcpy";
+ * import { TCPClient } from "./mod.ts"; // "@tcpy/tcpy" in your project
  * import type { commands } from "./server.ts"; // export const commands = { add: AdditionHandler }
  *
  * const client = new TCPClient<typeof commands>();
@@ -332,10 +333,14 @@ export class TCPClient<C extends Commands = Commands> {
    * Creates a client; nothing connects until `connect()` or the first call.
    *
    * @param options Host, port and limits.
-   * @throws {RangeError} If `port`, `timeout`, `maxUnreadMessages` or
-   *   `maxUnreadBytes` is out of range.
+   * @throws {RangeError} If `port`, `timeout`, `maxMessageBytes`,
+   *   `maxUnreadMessages`, `maxUnreadBytes` or a `reconnect` field is out of
+   *   range. Every option is checked here, before anything connects.
+   * @throws {TypeError} If `host` or `secret` is not a non-empty string, or
+   *   `tls` or `reconnect` has the wrong shape.
    */
   constructor(options: TCPClientOptions = {}) {
+    checkClientOptions(options, "TCPClient");
     this.#options = options;
     this.#host = options.host ?? "localhost";
     this.#port = checkPort(options.port ?? 7272, "TCPClient");

@@ -727,19 +727,21 @@ export interface TestServer<C extends Commands = Commands> extends AsyncDisposab
  * assert.deepEqual(await call.result, { success: true, text: "Hello, Ada" });
  * ```
  *
- * @example Handlers in workers (in a test file, `handlers.ts` exporting them)
- * ```ts ignore
+ * @example Handlers in workers, defined in another module
+ * ```ts
  * import assert from "node:assert/strict";
- * import { startTestServer } from "jsr:@tcpy/tcpy/testing";
- * import { commands } from "./handlers.ts";
+ * import { startTestServer } from "./testing.ts";
+ * // In your project: `import { startTestServer } from "@tcpy/tcpy/testing";` and your handlers.ts.
+ * import { commands } from "./tests/fixtures/handlers.ts";
  *
- * Deno.test("add runs in a worker", async () => {
- *   await using t = await startTestServer({
- *     commands,
- *     module: new URL("./handlers.ts", import.meta.url),
- *   });
- *   assert.deepEqual(await t.client().execute("add", { x: 1, y: 2 }), { success: true, solution: 3 });
+ * // The workers import `module` to find the handler classes.
+ * await using t = await startTestServer({
+ *   commands,
+ *   module: new URL("./tests/fixtures/handlers.ts", import.meta.url),
+ *   threads: 1,
  * });
+ * await using client = t.client({ timeout: 10_000 });
+ * assert.deepEqual(await client.execute("add", { x: 1, y: 2 }), { success: true, solution: 3 });
  * ```
  */
 export async function startTestServer<C extends Commands = Commands>(

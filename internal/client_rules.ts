@@ -53,6 +53,75 @@ export function checkLimit(name: string, value: number, who: string): number {
 }
 
 /**
+ * Checks every option of a `TCPClient` at once, before anything connects, so
+ * that a bad option is reported by the constructor (naming the option) and
+ * never leaves a socket open behind a failed connect.
+ *
+ * @throws {TypeError} If `options` is not an object, `host` is not a
+ *   non-empty string, `secret` is not a non-empty string, `tls` is neither a
+ *   boolean nor `{ caCerts?: string[]; caFile?: string }`, or `reconnect`
+ *   is neither a boolean nor an object.
+ * @throws {RangeError} If `port`, `timeout`, `maxMessageBytes`,
+ *   `maxUnreadMessages`, `maxUnreadBytes` or a `reconnect` field is out of range.
+ */
+export function checkClientOptions(options: unknown, who: string): void {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new TypeError(`Cannot create ${who}: options must be an object`);
+  }
+  const o = options as Record<string, unknown>;
+  if (o.host !== undefined && (typeof o.host !== "string" || o.host === "")) {
+    throw new TypeError(`Cannot create ${who}: host must be a non-empty string, got ${o.host}`);
+  }
+  if (o.port !== undefined) checkPort(o.port, who);
+  if (o.timeout !== undefined) {
+    if (typeof o.timeout !== "number") {
+      throw new TypeError(`Cannot create ${who}: timeout must be a number, got ${o.timeout}`);
+    }
+    checkTimeout(o.timeout, who);
+  }
+  for (const name of ["maxMessageBytes", "maxUnreadMessages", "maxUnreadBytes"]) {
+    if (o[name] !== undefined) checkLimit(name, o[name] as number, who);
+  }
+  if (o.secret !== undefined && (typeof o.secret !== "string" || o.secret === "")) {
+    throw new TypeError(`Cannot create ${who}: secret must be a non-empty string`);
+  }
+  const tls = o.tls;
+  if (tls !== undefined && typeof tls !== "boolean") {
+    const trust = tls as { caCerts?: unknown; caFile?: unknown };
+    if (typeof tls !== "object" || tls === null || Array.isArray(tls)) {
+      throw new TypeError(
+        `Cannot create ${who}: tls must be a boolean or { caCerts?: string[]; caFile?: string }`,
+      );
+    }
+    if (
+      trust.caCerts !== undefined &&
+      !(Array.isArray(trust.caCerts) && trust.caCerts.every((c) => typeof c === "string"))
+    ) {
+      throw new TypeError(`Cannot create ${who}: tls.caCerts must be an array of PEM strings`);
+    }
+    if (trust.caFile !== undefined && (typeof trust.caFile !== "string" || !trust.caFile)) {
+      throw new TypeError(`Cannot create ${who}: tls.caFile must be a non-empty path`);
+    }
+  }
+  const reconnect = o.reconnect;
+  if (reconnect !== undefined && typeof reconnect !== "boolean") {
+    if (typeof reconnect !== "object" || reconnect === null || Array.isArray(reconnect)) {
+      throw new TypeError(
+        `Cannot create ${who}: reconnect must be a boolean or { retries, baseDelay, maxDelay }`,
+      );
+    }
+    for (const key of ["retries", "baseDelay", "maxDelay"]) {
+      const value = (reconnect as Record<string, unknown>)[key];
+      if (value !== undefined && !(Number.isSafeInteger(value) && (value as number) >= 0)) {
+        throw new RangeError(
+          `Cannot create ${who} with reconnect.${key} ${value}: must be an integer >= 0`,
+        );
+      }
+    }
+  }
+}
+
+/**
  * Whether a connect error is the caller's to fix (no permission, a bad
  * option), so retrying it or trying another endpoint cannot help.
  */

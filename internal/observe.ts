@@ -59,8 +59,50 @@ export interface CallFailure extends CallRecord {
 /** Codes that mean the server failed the call (logged), not the client or the handler's `error()`. */
 export const FAILURE_CODES: ReadonlySet<number> = new Set([-32603, -32004, -32002]);
 
-/** Latency buckets: bucket i counts calls that took less than 2^i µs (the last, the rest). */
-const BUCKETS = 32;
+/**
+ * Latency buckets, log-linear (as in HdrHistogram), over durations in
+ * microseconds: below 32 µs one bucket per microsecond; from 32 µs on, each
+ * power-of-two range [2^k, 2^(k+1)) is split into 32 buckets of equal width
+ * 2^(k-5). So a bucket is never wider than 1/32 of the durations in it, and
+ * its middle is within 1/64 (1.6%) of any of them. Durations from 2^37 µs
+ * (38 hours) on all go in the last bucket.
+ */
+const SUB_BUCKETS = 32;
+const SUB_BITS = 5;
+/** Powers of two above the linear part: up to 2^37 µs. */
+const RANGES = 32;
+/** How many buckets there are. */
+export const BUCKETS: number = SUB_BUCKETS * (RANGES + 1);
+
+/**
+ * The bucket of a duration of `us` microseconds.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { bucketBounds, bucketOf } from "./observe.ts";
+ * const [lo, hi] = bucketBounds(bucketOf(11_475_000));
+ * assert.ok(lo <= 11_475_000 && 11_475_000 < hi && (hi - lo) / lo <= 1 / 32);
+ * ```
+ */
+export function bucketOf(us: number): number {
+  if (!(us >= SUB_BUCKETS)) return us > 0 ? Math.floor(us) : 0;
+  if (!(us < 2 ** (RANGES + SUB_BITS))) return BUCKETS - 1;
+  let k = Math.floor(Math.log2(us));
+  // log2 of a float may land on the wrong side of a power of two.
+  if (2 ** k > us) k--;
+  else if (2 ** (k + 1) <= us) k++;
+  const shift = k - SUB_BITS;
+  const index = shift * SUB_BUCKETS + Math.floor(us / 2 ** shift);
+  return Math.min(BUCKETS - 1, index);
+}
+
+/** The durations bucket `index` holds, in microseconds: [low, high). */
+export function bucketBounds(index: number): [number, number] {
+  const shift = Math.max(0, Math.floor(index / SUB_BUCKETS) - 1);
+  const sub = index - shift * SUB_BUCKETS;
+  return [sub * 2 ** shift, (sub + 1) * 2 ** shift];
+}
 
 /** Calls, errors and a latency histogram of one command. */
 export interface CommandCounters {
@@ -68,6 +110,9 @@ export interface CommandCounters {
   errors: number;
   failures: number;
   totalMs: number;
+  /** The shortest and longest call, ms: a percentile is never reported outside them. */
+  minMs: number;
+  maxMs: number;
   buckets: number[];
 }
 
@@ -89,9 +134,13 @@ export interface CommandStats {
   failures: number;
   /** Mean duration, ms. */
   meanMs: number;
-  /** Median duration (upper bound of its power-of-two bucket), ms. */
+  /**
+   * Median duration, ms: the middle of its histogram bucket, so within 1/64
+   * (1.6%) of the true median, or 0.5 µs below 32 µs; never outside the
+   * shortest and longest call.
+   */
   p50Ms: number;
-  /** 99th percentile duration (same precision), ms. */
+  /** 99th percentile duration, ms (nearest rank), with the same precision as `p50Ms`. */
   p99Ms: number;
 }
 
@@ -103,16 +152,24 @@ export class StatsTable {
   add(command: string, ok: boolean, failed: boolean, durationMs: number): void {
     let row = this.counters.get(command);
     if (!row) {
-      row = { calls: 0, errors: 0, failures: 0, totalMs: 0, buckets: new Array(BUCKETS).fill(0) };
+      row = {
+        calls: 0,
+        errors: 0,
+        failures: 0,
+        totalMs: 0,
+        minMs: Infinity,
+        maxMs: 0,
+        buckets: new Array(BUCKETS).fill(0),
+      };
       this.counters.set(command, row);
     }
     row.calls++;
     if (!ok) row.errors++;
     if (failed) row.failures++;
     row.totalMs += durationMs;
-    const us = durationMs * 1000;
-    const bucket = us < 1 ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log2(us + 1)));
-    row.buckets[bucket]++;
+    if (durationMs < row.minMs) row.minMs = durationMs;
+    if (durationMs > row.maxMs) row.maxMs = durationMs;
+    row.buckets[bucketOf(durationMs * 1000)]++;
   }
 
   /** Adds another thread's counters into this table. */
@@ -127,6 +184,8 @@ export class StatsTable {
       mine.errors += row.errors;
       mine.failures += row.failures;
       mine.totalMs += row.totalMs;
+      mine.minMs = Math.min(mine.minMs, row.minMs);
+      mine.maxMs = Math.max(mine.maxMs, row.maxMs);
       row.buckets.forEach((n, i) => mine.buckets[i] += n);
     }
   }
@@ -140,23 +199,33 @@ export class StatsTable {
         errors: row.errors,
         failures: row.failures,
         meanMs: row.calls ? row.totalMs / row.calls : 0,
-        p50Ms: quantile(row.buckets, row.calls, 0.5),
-        p99Ms: quantile(row.buckets, row.calls, 0.99),
+        p50Ms: quantile(row, 0.5),
+        p99Ms: quantile(row, 0.99),
       };
     }
     return out;
   }
 }
 
-function quantile(buckets: number[], total: number, q: number): number {
-  if (total === 0) return 0;
-  const rank = Math.ceil(total * q);
+/**
+ * The `q` quantile (nearest rank) of a command's durations, ms: the middle
+ * of the bucket that holds it, kept within the shortest and longest call.
+ */
+function quantile(row: CommandCounters, q: number): number {
+  if (row.calls === 0) return 0;
+  const rank = Math.max(1, Math.ceil(row.calls * q));
   let seen = 0;
-  for (let i = 0; i < buckets.length; i++) {
-    seen += buckets[i];
-    if (seen >= rank) return 2 ** i / 1000;
+  let index = row.buckets.length - 1;
+  for (let i = 0; i < row.buckets.length; i++) {
+    seen += row.buckets[i];
+    if (seen >= rank) {
+      index = i;
+      break;
+    }
   }
-  return 2 ** (buckets.length - 1) / 1000;
+  const [low, high] = bucketBounds(index);
+  const ms = (low + high) / 2 / 1000;
+  return Math.min(row.maxMs, Math.max(row.minMs, ms));
 }
 
 /** A short random reference for a failure. */

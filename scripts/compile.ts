@@ -19,9 +19,10 @@
  * Where the download fails (offline, no route to Deno's download host), the
  * script says so after Deno's error, and how to use `DENORT_BIN` instead.
  *
- * The binary's permissions are fixed when it is built: network and read.
- * `--allow-env` (all variables) or `--allow-env=A,B` (those only) is passed
- * on to `deno compile`, for served modules that read the environment.
+ * The binary's permissions are fixed when it is built: network, read, and
+ * the environment variable TCPY_SECRET (the shared secret). `--allow-env`
+ * (all variables) or `--allow-env=A,B` (those too) is passed on to
+ * `deno compile`, for served modules that read the environment.
  *
  * @module
  */
@@ -29,6 +30,9 @@
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { denortAdvice } from "../internal/denort.ts";
+
+export { denortAdvice };
 
 /** The repository root: `deno compile` runs there so deno.json applies. */
 export const ROOT: string = fileURLToPath(new URL("../", import.meta.url));
@@ -59,6 +63,19 @@ export function defaultOutput(target?: string): string {
 }
 
 /**
+ * The `--allow-env` flag of a binary: TCPY_SECRET (the shared secret of
+ * `serve` and `call`) always, and the variables asked for.
+ *
+ * @param allowEnv `true` for every variable, or a comma-separated list.
+ * @returns The flag, in a list.
+ */
+export function allowEnvArgs(allowEnv?: true | string): string[] {
+  if (allowEnv === true) return ["--allow-env"];
+  const names = new Set(["TCPY_SECRET", ...(allowEnv ? allowEnv.split(",") : [])]);
+  return [`--allow-env=${[...names].join(",")}`];
+}
+
+/**
  * The arguments of `deno compile` that build tcpy, to run in {@linkcode ROOT}.
  *
  * @param options Target and output.
@@ -73,13 +90,13 @@ export function compileArgs(options: CompileOptions = {}): string[] {
     "--allow-net",
     // ...and `serve` reads MODULE from disk (the current directory resolves
     // a relative path; workers import the module too). Nothing else unless
-    // asked: no env, no write, no run, no ffi, no sys.
+    // asked but TCPY_SECRET: no write, no run, no ffi, no sys.
     "--allow-read",
     // SO_REUSEPORT, so `serve` gets one I/O thread per core.
     "--unstable-net",
-    // The served module's own needs, which only its user knows.
-    ...(options.allowEnv === true ? ["--allow-env"] : []),
-    ...(typeof options.allowEnv === "string" ? [`--allow-env=${options.allowEnv}`] : []),
+    // TCPY_SECRET, the shared secret of `serve` and `call`, and the served
+    // module's own needs, which only its user knows.
+    ...allowEnvArgs(options.allowEnv),
     // No `--include` for the worker entries: internal/pool.ts and
     // internal/shards.ts reference them statically (`embedWorker`,
     // `embedShard`), so `deno compile` embeds them.
@@ -148,42 +165,6 @@ export function parseCompileArgs(args: string[]): { help: boolean; options: Comp
     help: values.help ?? false,
     options: { target: values.target, output: values.output, ...(allowEnv && { allowEnv }) },
   };
-}
-
-/**
- * What to add when `deno compile` failed to get its `denort` runtime: Deno
- * says only that a request for a URL failed (offline: a DNS error), not what
- * the file is or how to do without the download.
- *
- * @param output What `deno compile` printed (stderr).
- * @returns The advice, or `undefined` if the failure was something else.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { denortAdvice } from "./compile.ts";
- * const output = "    0: Setting up base binary.\n" +
- *   "    1: error sending request for url (https://dl.deno.land/release/v2.9.6/" +
- *   "denort-x86_64-unknown-linux-gnu.zip): client error (Connect): dns error: " +
- *   "failed to lookup address information: Name or service not known\n";
- * assert.match(denortAdvice(output)!, /could not download the denort runtime/);
- * assert.equal(denortAdvice("error: Module not found"), undefined);
- * ```
- */
-export function denortAdvice(output: string): string | undefined {
-  // deno compile's step that fetches denort (or reads DENORT_BIN).
-  if (!output.includes("Setting up base binary")) return undefined;
-  const url = output.match(/https?:\/\/[^\s()]+\/denort-[^\s()]+\.zip/)?.[0];
-  if (!url) return undefined;
-  const cause = output.match(/\): (client error.*|.*error.*)$/m)?.[1]?.trim();
-  return [
-    `compile: deno compile could not download the denort runtime, the part of Deno that a ` +
-    `standalone binary is built on (it is fetched once per Deno version and target, then ` +
-    `cached): ${url}${cause ? `: ${cause}` : ""}.`,
-    `compile: where that host cannot be reached, get the zip another way, unzip it, and point ` +
-    `DENORT_BIN at the denort binary inside; the task passes the environment on:`,
-    `compile:   DENORT_BIN=/path/to/denort deno task compile`,
-  ].join("\n");
 }
 
 async function main(args: string[]): Promise<number> {

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { TCPClient } from "../mod.ts";
+import { compileEntry, compileModuleArgs } from "../cli.ts";
 import { compileArgs, parseCompileArgs, ROOT } from "../scripts/compile.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { within } from "./_helpers.ts";
@@ -298,6 +299,209 @@ Deno.test("serve: a module reads the environment variables deno run --allow-env=
   await stop(proc);
 });
 
+/** `deno run --allow-env=TCPY_SECRET cli.ts ARGS` with `env` added to the environment. */
+function cliWithEnv(env: Record<string, string>): (args: string[]) => Child {
+  return (args) =>
+    new Child(
+      Deno.execPath(),
+      ["run", "--allow-net", "--allow-read", "--allow-env=TCPY_SECRET", CLI, ...args],
+      { env, cwd: ROOT },
+    );
+}
+
+/** Runs a child to the end. */
+async function finish(proc: Child): Promise<Finished> {
+  await using _ = proc;
+  return await proc.finish();
+}
+
+Deno.test("serve and call take the secret from TCPY_SECRET or --secret-file, never as --secret VALUE", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tcpy-secret-" });
+  try {
+    const file = `${dir}/secret`;
+    await Deno.writeTextFile(file, "s3cret\n", { mode: 0o600 });
+    // The server reads TCPY_SECRET.
+    const { proc, port } = await serve(FIXTURE, [], cliWithEnv({ TCPY_SECRET: "s3cret" }));
+    await using _ = proc;
+    const at = ["--host", HOST, "--port", String(port)];
+    const add = ["call", "add", "x=1", "y=2", ...at];
+
+    // No secret: refused, and told how to give one.
+    let done = await tcpy(...add);
+    assert.equal(done.code, 3, done.stderr);
+    assert.match(done.stderr, /AuthenticationError/);
+    assert.match(done.stderr, /--secret-file PATH/);
+    assert.match(done.stderr, /--allow-env=TCPY_SECRET/);
+    // From a file (its final newline is not part of it).
+    done = await tcpy(...add, "--secret-file", file);
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(done.stdout, '{"success":true,"solution":3}\n');
+    // From the environment.
+    done = await finish(cliWithEnv({ TCPY_SECRET: "s3cret" })(add));
+    assert.equal(done.code, 0, done.stderr);
+    // The file wins over the environment.
+    done = await finish(cliWithEnv({ TCPY_SECRET: "wrong" })([...add, "--secret-file", file]));
+    assert.equal(done.code, 0, done.stderr);
+    done = await finish(cliWithEnv({ TCPY_SECRET: "wrong" })(add));
+    assert.equal(done.code, 3);
+    assert.match(done.stderr, /AuthenticationError/);
+    // Never on the command line, in either form.
+    for (const flag of [["--secret", "s3cret"], ["--secret=s3cret"]]) {
+      done = await tcpy(...add, ...flag);
+      assert.equal(done.code, 2);
+      assert.match(
+        firstLine(done.stderr),
+        /^tcpy call: --secret is not accepted: .*TCPY_SECRET.*--secret-file PATH/,
+      );
+      assert.ok(!done.stderr.includes("s3cret"), "the refusal does not echo the secret");
+    }
+    done = await tcpy("serve", FIXTURE, "--secret", "x");
+    assert.equal(done.code, 2);
+    assert.match(firstLine(done.stderr), /^tcpy serve: --secret is not accepted: /);
+    done = await tcpy(...add, "--secret-file", `${dir}/missing`);
+    assert.equal(done.code, 2);
+    assert.match(firstLine(done.stderr), /^tcpy call: cannot read --secret-file /);
+    await stop(proc);
+
+    // The server reads --secret-file.
+    const other = await serve(FIXTURE, ["--secret-file", file]);
+    await using _other = other.proc;
+    await using good = new TCPClient({ host: HOST, port: other.port, secret: "s3cret" });
+    assert.deepEqual(await good.execute("add", { x: 2, y: 2 }), { success: true, solution: 4 });
+    await good.disconnect();
+    await using bad = new TCPClient({ host: HOST, port: other.port });
+    await assert.rejects(bad.execute("add", { x: 2, y: 2 }), /auth/i);
+    await bad.disconnect();
+    await stop(other.proc);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve --tls-cert/--tls-key and call --tls-ca talk TLS", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tcpy-tls-" });
+  try {
+    // A throwaway CA and a leaf certificate for localhost/127.0.0.1 signed by it.
+    await Deno.writeTextFile(
+      `${dir}/leaf.ext`,
+      "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    );
+    const ca = ["-CA", `${dir}/ca.pem`, "-CAkey", `${dir}/ca.key`, "-CAcreateserial"];
+    const key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    const steps = [
+      ["req", "-x509", ...key, "-days", "1", "-subj", "/CN=tcpy test CA"]
+        .concat(["-keyout", `${dir}/ca.key`, "-out", `${dir}/ca.pem`]),
+      ["req", ...key, "-subj", "/CN=localhost"]
+        .concat(["-keyout", `${dir}/key.pem`, "-out", `${dir}/leaf.csr`]),
+      ["x509", "-req", "-in", `${dir}/leaf.csr`, ...ca, "-days", "1"]
+        .concat(["-extfile", `${dir}/leaf.ext`, "-out", `${dir}/cert.pem`]),
+    ];
+    for (const args of steps) {
+      const made = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" })
+        .output();
+      assert.equal(made.code, 0, new TextDecoder().decode(made.stderr));
+    }
+    let done = await tcpy("serve", FIXTURE, "--tls-cert", `${dir}/cert.pem`);
+    assert.equal(done.code, 2);
+    assert.match(firstLine(done.stderr), /--tls-cert and --tls-key go together/);
+
+    const { proc, port } = await serve(FIXTURE, [
+      "--tls-cert",
+      `${dir}/cert.pem`,
+      "--tls-key",
+      `${dir}/key.pem`,
+    ]);
+    await using _ = proc;
+    const add = ["call", "add", "x=1", "y=2", "--host", "localhost", "--port", String(port)];
+    done = await tcpy(...add, "--tls-ca", `${dir}/ca.pem`);
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(done.stdout, '{"success":true,"solution":3}\n');
+    // The system's CAs do not know this one; a plain connection gets no answer.
+    done = await tcpy(...add, "--tls", "--timeout", "5000");
+    assert.equal(done.code, 3);
+    done = await tcpy(...add, "--timeout", "2000");
+    assert.equal(done.code, 3);
+    await stop(proc);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A project outside this repository: its own deno.json, with an import map and unstable kv. */
+async function project(): Promise<string> {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "tcpy-project-" }));
+  await Deno.writeTextFile(
+    `${dir}/deno.json`,
+    JSON.stringify({
+      imports: {
+        "@tcpy/tcpy": new URL("../mod.ts", import.meta.url).href,
+        "greeting": "./greeting.ts",
+      },
+      unstable: ["kv"],
+    }),
+  );
+  await Deno.writeTextFile(
+    `${dir}/greeting.ts`,
+    "export const hello = (n: string) => `Hello, ${n}`;\n",
+  );
+  await Deno.writeTextFile(
+    `${dir}/handlers.ts`,
+    `import { TCPHandler } from "@tcpy/tcpy";
+import { hello } from "greeting";
+export class Greet extends TCPHandler<{ name: string }> {
+  static override inline = false;
+  execute() {
+    return this.success({ text: hello(this.params.name), kv: typeof Deno.openKv });
+  }
+}
+export const commands = { greet: Greet };
+`,
+  );
+  return dir;
+}
+
+Deno.test("serve: a module in a project with its own deno.json is served under that deno.json", async () => {
+  const dir = await project();
+  try {
+    const greet = { success: true, text: "Hello, Ada", kv: "function" };
+    // With --allow-run, tcpy serve runs itself again under the project's deno.json.
+    const started = await serve("handlers.ts", ["--threads", "1"], (args) =>
+      new Child(
+        Deno.execPath(),
+        ["run", "--allow-net", "--allow-read", "--allow-run", CLI, ...args],
+        { cwd: dir },
+      ));
+    await using _ = started.proc;
+    await using client = new TCPClient({ host: HOST, port: started.port, timeout: 10_000 });
+    assert.deepEqual(await client.execute("greet", { name: "Ada" }), greet);
+    await client.disconnect();
+    await stop(started.proc);
+
+    // Without it, it says what to type; and that works.
+    const proc = new Child(Deno.execPath(), [...RUN, "serve", "handlers.ts"], { cwd: dir });
+    const done = await finish(proc);
+    assert.equal(done.code, 1);
+    assert.match(done.stderr, /not a dependency|not in import map/);
+    assert.match(done.stderr, /belongs to the project of .*deno\.json/);
+    const typed = done.stderr.split("\n").find((line) => line.startsWith("  deno run --config"));
+    assert.ok(typed, done.stderr);
+    const words = typed.trim().split(/ +/);
+    assert.deepEqual(words.slice(0, 4), ["deno", "run", "--config", `${dir}/deno.json`]);
+    const again = await serve(
+      "handlers.ts",
+      ["--threads", "1"],
+      (args) => new Child(Deno.execPath(), [...words.slice(1), ...args.slice(2)], { cwd: dir }),
+    );
+    await using _again = again.proc;
+    await using other = new TCPClient({ host: HOST, port: again.port, timeout: 10_000 });
+    assert.deepEqual(await other.execute("greet", { name: "Ada" }), greet);
+    await other.disconnect();
+    await stop(again.proc);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("serve: a module that starts and calls its server at its top level is told to use import.meta.main", async () => {
   const done = await tcpy("serve", "tests/fixtures/unguarded.ts");
   assert.equal(done.code, 1, done.stderr);
@@ -426,11 +630,16 @@ Deno.test("deno task compile passes --allow-env and --allow-env=VARS on to deno 
     output: undefined,
   });
   const args = compileArgs(options);
-  assert.ok(args.includes("--allow-env=DB_URL,PORT"), args.join(" "));
-  assert.ok(args.indexOf("--allow-env=DB_URL,PORT") < args.indexOf("cli.ts"), "before the entry");
+  assert.ok(args.includes("--allow-env=TCPY_SECRET,DB_URL,PORT"), args.join(" "));
+  assert.ok(
+    args.indexOf("--allow-env=TCPY_SECRET,DB_URL,PORT") < args.indexOf("cli.ts"),
+    "before the entry",
+  );
   assert.ok(compileArgs({ allowEnv: true }).includes("--allow-env"));
-  // Off unless asked.
-  assert.ok(!compileArgs().some((arg) => arg.startsWith("--allow-env")));
+  // Only the secret's variable unless asked.
+  assert.deepEqual(compileArgs().filter((arg) => arg.startsWith("--allow-env")), [
+    "--allow-env=TCPY_SECRET",
+  ]);
   assert.throws(() => parseCompileArgs(["--allow-env="]), /needs variable names/);
   assert.throws(() => parseCompileArgs(["--allow-write"]), /Unknown option '--allow-write'/);
 });
@@ -606,6 +815,133 @@ Deno.test({
       const done = await call.finish();
       assert.equal(done.code, 0, done.stderr);
       assert.equal(done.stdout, '{"success":true,"solution":3}\n');
+      await stop(proc);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------
+// tcpy compile MODULE.
+
+Deno.test("tcpy compile: the deno compile command line it builds, and its entry", () => {
+  const args = compileModuleArgs({
+    entry: "/tmp/x/main.ts",
+    module: "/srv/app/handlers.ts",
+    output: "/srv/app/handlers",
+    config: "/srv/app/deno.json",
+  });
+  const worker = new URL("../internal/worker.ts", import.meta.url).pathname;
+  const shard = new URL("../internal/shard.ts", import.meta.url).pathname;
+  assert.deepEqual(args, [
+    "compile",
+    "--allow-net",
+    "--allow-read",
+    "--allow-env=TCPY_SECRET",
+    "--unstable-net",
+    "--config",
+    "/srv/app/deno.json",
+    "--include",
+    worker,
+    "--include",
+    shard,
+    "--include",
+    "/srv/app/handlers.ts",
+    "--output",
+    "/srv/app/handlers",
+    "/tmp/x/main.ts",
+  ]);
+  assert.ok(compileModuleArgs({ entry: "e", module: "m", output: "o" }).includes("--no-config"));
+  const entry = compileEntry("/tmp/x", "/srv/app/handlers.ts");
+  assert.match(entry, /^import "\.\.\/\.\.\/srv\/app\/handlers\.ts";$/m);
+  assert.match(entry, /main\(\["serve", module, \.\.\.Deno\.args\]\)/);
+});
+
+/** `deno run --allow-all cli.ts compile ARGS` in `cwd`, with DENORT_BIN set or removed. */
+async function tcpyCompile(args: string[], cwd: string, denort: string | null): Promise<Finished> {
+  const env = Deno.env.toObject();
+  if (denort === null) delete env.DENORT_BIN;
+  else env.DENORT_BIN = denort;
+  env.NO_COLOR = "1";
+  // MODULE is resolved against the directory the command was typed in: here `cwd`, not the
+  // INIT_CWD of the `deno task test` around this test.
+  delete env.INIT_CWD;
+  const proc = new Child(Deno.execPath(), ["run", "--allow-all", CLI, "compile", ...args], {
+    env,
+    clearEnv: true,
+    cwd,
+  });
+  await using _ = proc;
+  return await proc.finish(180_000);
+}
+
+Deno.test({
+  name: "tcpy compile embeds the module and the worker entries, and explains a missing denort",
+  ignore: !canWrite,
+  async fn() {
+    const dir = await project();
+    try {
+      // DENORT_BIN=deno: the graph is built and listed (the file is no working binary).
+      let done = await tcpyCompile(["handlers.ts", "--output", "bin"], dir, Deno.execPath());
+      assert.equal(done.code, 0, done.stderr);
+      const text = done.stdout + done.stderr;
+      assert.match(text, new RegExp(`--config ${dir}/deno\\.json`));
+      const files = embeddedFiles(text).map((path) => path.split("/").pop());
+      for (const name of ["handlers.ts", "greeting.ts", "worker.ts", "shard.ts", "cli.ts"]) {
+        assert.ok(files.includes(name), `${name} is embedded: ${files.join(", ")}`);
+      }
+      // The real runtime: downloaded where it can be; else the failure is explained.
+      let denort = Deno.env.get("DENORT_BIN") ?? null;
+      if (denort && Deno.realPathSync(denort) === Deno.realPathSync(Deno.execPath())) denort = null;
+      done = await tcpyCompile(["handlers.ts", "--output", "bin"], dir, denort);
+      if (done.code === 0) {
+        console.log("tcpy compile: denort was available; the explanation was not needed");
+        return;
+      }
+      assert.equal(done.code, 1, done.stderr);
+      assert.match(done.stderr, /tcpy compile: deno compile could not download the denort runtime/);
+      assert.match(
+        done.stderr,
+        /tcpy compile: {3}DENORT_BIN=\/path\/to\/denort tcpy compile handlers\.ts --output bin/,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** A DENORT_BIN that is a real denort (not deno itself): only then can a binary run here. */
+const realDenort = (() => {
+  const denort = Deno.env.get("DENORT_BIN");
+  try {
+    return !!denort && Deno.realPathSync(denort) !== Deno.realPathSync(Deno.execPath());
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "tcpy compile: the binary serves the module (needs DENORT_BIN set to a denort runtime)",
+  ignore: !canWrite || !realDenort,
+  async fn() {
+    const dir = await project();
+    try {
+      const done = await tcpyCompile(["handlers.ts", "--output", "bin"], dir, null);
+      assert.equal(done.code, 0, done.stderr);
+      const { proc, port } = await serve(
+        "",
+        [],
+        (args) => new Child(`${dir}/bin`, args.slice(2), { cwd: dir }),
+      );
+      await using _ = proc;
+      await using client = new TCPClient({ host: HOST, port, timeout: 10_000 });
+      assert.deepEqual(await client.execute("greet", { name: "Ada" }), {
+        success: true,
+        text: "Hello, Ada",
+        kv: "function",
+      });
+      await client.disconnect();
       await stop(proc);
     } finally {
       await Deno.remove(dir, { recursive: true });

@@ -318,3 +318,55 @@ Deno.test("TCPClient counts only unread messages: a call that reads along is not
   }
   assert.equal(await within(call.result, 5_000, "the result"), "done");
 });
+
+Deno.test("every client option is checked before connecting: a bad one throws, naming it, and opens no socket", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  let accepted = 0;
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) {
+        accepted++;
+        conn.close();
+      }
+    } catch {
+      // The listener closed.
+    }
+  })();
+  const bad: [Record<string, unknown>, ErrorConstructor, RegExp][] = [
+    [{ maxMessageBytes: -1 }, RangeError, /maxMessageBytes -1/],
+    [{ maxMessageBytes: 1.5 }, RangeError, /maxMessageBytes/],
+    [{ maxUnreadMessages: 0 }, RangeError, /maxUnreadMessages/],
+    [{ maxUnreadBytes: NaN }, RangeError, /maxUnreadBytes/],
+    [{ timeout: -5 }, RangeError, /timeout -5/],
+    [{ timeout: "5" }, TypeError, /timeout/],
+    [{ port: 70000 }, RangeError, /port/],
+    [{ host: "" }, TypeError, /host/],
+    [{ secret: "" }, TypeError, /secret/],
+    [{ secret: 42 }, TypeError, /secret/],
+    [{ tls: "yes" }, TypeError, /tls/],
+    [{ tls: { caCerts: "PEM" } }, TypeError, /tls\.caCerts/],
+    [{ tls: { caFile: 7 } }, TypeError, /tls\.caFile/],
+    [{ reconnect: 3 }, TypeError, /reconnect/],
+    [{ reconnect: { retries: -1 } }, RangeError, /reconnect\.retries/],
+  ];
+  try {
+    for (const [options, type, message] of bad) {
+      let client: TCPClient | undefined;
+      assert.throws(
+        () => {
+          client = new TCPClient({ host: "127.0.0.1", port, ...options } as never);
+        },
+        (error: unknown) => error instanceof type && message.test((error as Error).message),
+        JSON.stringify(options),
+      );
+      // Had the constructor accepted it, the call must not leave a socket behind.
+      if (client) await client.execute("x").catch(() => {}).finally(() => client!.disconnect());
+    }
+    await delay(50);
+    assert.equal(accepted, 0, "no connection was made");
+  } finally {
+    listener.close();
+    await accepting;
+  }
+});
