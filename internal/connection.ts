@@ -994,8 +994,9 @@ export class ServerConnection {
       // if it turns slow. An async run is timed by its synchronous slice.
       const started = where === "timed" ? performance.now() : 0;
       call.task = this.#ctx.inline.run(call);
-      this.#here.push(command);
+      // A timed run is judged on its own; the others by their dispatch.
       if (where === "timed") placement!.ran(command, (performance.now() - started) * 1000);
+      else this.#here.push(command);
     }
     // Only a call still running is tracked (for messages, timeouts, the
     // duplicate-id check): most inline calls finish before run() returns.

@@ -6,12 +6,15 @@
  * one that awaits I/O costs the thread little, and a hop would cost it a lot.
  *
  * Deno cannot pre-empt a handler, so a command whose cost depends on its
- * params could stall the thread it runs on. The rules that keep that to
- * once: the connection times every read's dispatch (two clock reads per
- * read, not per call) and reports a slow one with the measured commands
- * that ran in it; a command caught slow goes back to the pool at once, and
- * is never moved again after {@linkcode MAX_DEMOTIONS} returns or one run
- * (or read it ran alone in) of {@linkcode BAN_US} or more. A pure
+ * params could stall the thread it runs on. The rules that keep that rare:
+ * the connection times every dispatch (two clock reads per read, not per
+ * call) and reports a slow one with the measured commands that ran inline
+ * in it. A first strike makes a command suspect: its next runs are timed
+ * one by one, and a second strike sends it back to the pool, where it must
+ * prove cheap over twice the runs (16 times after a strike of
+ * {@linkcode HEAVY_US}), and the runs it takes in the pool with
+ * parameters that are sometimes heavy count as slow. So a command stalls a
+ * thread about twice per move, and moves ever more rarely. A pure
  * bookkeeping of costs, table-tested.
  *
  * @module
@@ -34,12 +37,20 @@ export const TIME_EVERY = 32;
  * and after any timed run over {@linkcode CHEAP_US}.
  */
 export const TIME_WATCHFUL_EVERY = 4;
-/** An inline run (or a read's dispatch, beyond its allowance) slower than this (µs) sends it back. */
+/** An inline run (or a read's dispatch, beyond its allowance) slower than this (µs) is a strike. */
 export const DEMOTE_US = 1_000;
-/** A run this slow (µs) is no hiccup: its command never runs inline again. */
-export const BAN_US = 20_000;
-/** Returns to the pool after which a command stays there for good. */
-export const MAX_DEMOTIONS = 3;
+/**
+ * After a first strike, this many of the command's next runs are timed one
+ * by one; a second strike among them sends it back to the pool. Two, not
+ * one: a thread pre-empted by the OS (two cores shared by the load, the I/O
+ * threads and the workers) makes any dispatch look slow now and then, and
+ * a command sent back for that would stay in the pool for ever longer.
+ */
+export const SUSPECT_RUNS = 8;
+/** A strike this slow (µs) sends the command back for 16 times the runs, not twice. */
+export const HEAVY_US = 20_000;
+/** Most times the runs needed to move doubles: past it, 32 × 2^20 runs. */
+export const MAX_DEMOTIONS = 20;
 
 /** One command's placement. */
 interface CommandPlacement {
@@ -48,8 +59,8 @@ interface CommandPlacement {
   slow: number;
   /** Whether calls now run where they arrive. */
   inline: boolean;
-  /** Never again inline. */
-  banned: boolean;
+  /** Runs still to be timed one by one after a strike (0: no strike pending). */
+  suspect: number;
   /** Times the command was sent back to the pool: each doubles the samples needed. */
   demotions: number;
   /** Inline runs still to go before the next timed one. */
@@ -68,10 +79,10 @@ interface CommandPlacement {
  * const placement = new Placement(() => 0);
  * for (let i = 0; i < SAMPLES; i++) placement.pooled("add", 3);
  * assert.notEqual(placement.next("add"), "pool");
- * placement.slowRead(["add"], 30_000); // ran alone in a 30 ms read
+ * placement.slowRead(["add"], 30_000); // a 30 ms dispatch: suspect
+ * assert.equal(placement.next("add"), "timed");
+ * placement.ran("add", 30_000); // caught again: back to the pool
  * assert.equal(placement.next("add"), "pool");
- * for (let i = 0; i < 100 * SAMPLES; i++) placement.pooled("add", 3);
- * assert.equal(placement.next("add"), "pool"); // for good
  * ```
  */
 export class Placement {
@@ -92,6 +103,7 @@ export class Placement {
   next(command: string): "pool" | "here" | "timed" {
     const record = this.#records.get(command);
     if (!record?.inline) return "pool";
+    if (record.suspect > 0) return "timed";
     if (record.untimed-- > 0) return "here";
     // A gap of 0 to 2 * every - 2 untimed runs: one run in `every` on average.
     const every = record.watchful > 0 ? TIME_WATCHFUL_EVERY : TIME_EVERY;
@@ -110,14 +122,14 @@ export class Placement {
         seen: 0,
         slow: 0,
         inline: false,
-        banned: false,
+        suspect: 0,
         demotions: 0,
         untimed: 0,
         watchful: 0,
       };
       this.#records.set(command, record);
     }
-    if (record.inline || record.banned) return;
+    if (record.inline) return;
     const window = SAMPLES * 2 ** record.demotions;
     if (cost < 0 || (cost > CHEAP_US && ++record.slow > window / 8)) {
       // Too often slow: start over.
@@ -131,32 +143,37 @@ export class Placement {
     }
   }
 
-  /** Notes the cost of a timed inline run of `command`; a slow one sends it back. */
+  /** Notes the cost of a timed inline run of `command`; a slow one is a strike. */
   ran(command: string, cost: number): void {
     const record = this.#records.get(command);
     if (!record?.inline) return;
     if (cost > CHEAP_US) record.watchful = SAMPLES;
     else if (record.watchful > 0) record.watchful--;
-    if (cost > DEMOTE_US) this.#demote(record, cost >= BAN_US);
+    if (cost > DEMOTE_US) this.#strike(record, cost);
+    else if (record.suspect > 0) record.suspect--;
   }
 
   /**
-   * A read whose dispatch took `us` beyond its allowance, with the measured
-   * commands that ran inline in it: each goes back to the pool. One that ran
-   * alone in a read of {@linkcode BAN_US} or more stays there.
+   * A dispatch whose time went `us` past its allowance, with the measured
+   * commands that ran inline in it: a strike for each.
    */
   slowRead(commands: readonly string[], us: number): void {
-    const alone = commands.every((command) => command === commands[0]);
     for (const command of new Set(commands)) {
       const record = this.#records.get(command);
-      if (record?.inline) this.#demote(record, alone && us >= BAN_US);
+      if (record?.inline) this.#strike(record, us);
     }
   }
 
-  #demote(record: CommandPlacement, ban: boolean): void {
+  /** The first strike makes a command suspect; a second while suspect sends it back. */
+  #strike(record: CommandPlacement, cost: number): void {
+    if (record.suspect === 0) {
+      record.suspect = SUSPECT_RUNS;
+      return;
+    }
     record.inline = false;
+    record.suspect = 0;
     record.seen = record.slow = 0;
-    record.demotions++;
-    if (ban || record.demotions >= MAX_DEMOTIONS) record.banned = true;
+    const step = cost >= HEAVY_US ? 4 : 1;
+    record.demotions = Math.min(record.demotions + step, MAX_DEMOTIONS);
   }
 }

@@ -14,7 +14,7 @@ import {
 } from "../mod.ts";
 import { AdditionHandler } from "../examples/tutorial_server.ts";
 import { FIXTURES, RawClient, startFixtures, waitFor } from "./_helpers.ts";
-import { BAN_US, SAMPLES } from "../internal/placement.ts";
+import { HEAVY_US, SAMPLES } from "../internal/placement.ts";
 
 const MODES = [{ name: "pool", threads: 2 }, { name: "inline", threads: 0 }] as const;
 
@@ -365,9 +365,12 @@ Deno.test("measured placement: a cheap command moves out of the pool, and back o
   }
   assert.ok(poolRuns >= SAMPLES, `moved after only ${poolRuns} pool runs`);
   // Every read's dispatch is timed: the first slow run (3 ms; DEMOTE_US is
-  // 1 ms) sends it back, whether or not it was one of the sampled runs.
-  assert.equal(await pooled(3), false, "the first slow call ran where it arrived");
-  assert.equal(await pooled(), true, "not sent back after a slow call");
+  // 1 ms) makes it suspect, whether or not it was one of the sampled runs;
+  // the second sends it back.
+  let slowInline = 0;
+  while (!(await pooled(3))) assert.ok(++slowInline <= 2, `${slowInline} slow calls ran inline`);
+  assert.ok(slowInline >= 1, "the first slow call did not run where it arrived");
+  assert.equal(await pooled(), true, "not sent back after two slow calls");
 });
 
 Deno.test("measured placement cannot be gamed: cheap params to move a command, then heavy ones", async () => {
@@ -378,10 +381,15 @@ Deno.test("measured placement cannot be gamed: cheap params to move a command, t
       "tcpy-worker-0";
   let warmUp = 0;
   while (await pooled()) assert.ok(++warmUp <= 20 * SAMPLES, "never moved");
-  // One heavy run (over BAN_US) stalls the thread once...
-  assert.equal(await pooled(BAN_US / 1000 + 5), false);
-  // ...and the command never comes back, however many cheap runs follow
-  // (without the ban it would return after 2 * SAMPLES).
+  // Heavy runs (over HEAVY_US) stall the thread at most twice (once, if a
+  // pre-empted dispatch already made it suspect)...
+  let stalls = 0;
+  while (!(await pooled(HEAVY_US / 1000 + 5))) {
+    assert.ok(++stalls <= 2, `${stalls} heavy runs where calls arrive`);
+  }
+  assert.ok(stalls >= 1, "the first heavy call did not run where it arrived");
+  // ...then the command stays in the pool for 16 x SAMPLES cheap runs (a
+  // light strike: 2 x), and heavy ones among them keep it there.
   for (let i = 0; i < 8 * SAMPLES; i++) {
     assert.equal(await pooled(), true, `back where calls arrive after ${i} cheap runs`);
   }
