@@ -185,7 +185,8 @@ const HELP = `Usage: deno task bench [options]
                              8 over 4 clients): wall time, tcpy-4 vs tcpy-0 and the ideal
                      memory  RSS per idle connection (baseline, tcpy-0, tcpy-4)
                    e.g. --only burst,async --rounds 3
-  --skip-micro     do not run the deno bench micro-benchmarks
+  --skip-micro     do not run the deno bench micro-benchmarks (skipped too when --only
+                   names a section)
   --json FILE      also write every raw measurement to FILE
   --help           this text`;
 
@@ -225,7 +226,6 @@ const ROUNDS = Math.round(numberOption(flags.rounds, "TCPY_BENCH_ROUNDS", quick 
 let IDLE_CONNS = Math.round(
   numberOption(flags["idle-conns"], "TCPY_BENCH_IDLE_CONNS", quick ? 1000 : 10_000),
 );
-const MICRO = !quick && !flags["skip-micro"];
 const WARMUP_MS = 300;
 /** Length of the warm-up runs that let each server JIT-compile every path first. */
 const WARM_SECONDS = Math.min(SECONDS, quick ? 0.2 : 0.5);
@@ -281,6 +281,10 @@ const { ONLY, RUN } = (() => {
   if (run.has("add") || run.has("memory")) wanted.add(BASELINE);
   return { ONLY: SERVERS.filter((s) => wanted.has(s.name)), RUN: run };
 })();
+
+/** Runs that pick sections with `--only` skip the micro-benchmarks too. */
+const MICRO = !quick && !flags["skip-micro"] &&
+  !(flags.only ?? "").split(",").some((name) => isSection(name.trim()));
 
 // ---------------------------------------------------------------- processes
 
@@ -1331,9 +1335,25 @@ async function main(): Promise<void> {
         `Ideal: calls x ${BURST_CALL_MS} ms / min(cores, calls), ${cores} cores here; ` +
           "`threads: 0` runs the calls one after another on the thread that reads them. " +
           "The calls' work is calibrated in the runner; `threads: 0`'s wall time / calls " +
-          "shows what one call really took in the server.",
+          'shows what one call really took in the server. "server CPU" is the server\'s ' +
+          "CPU time during the burst in % of one core: a pool that spreads the calls uses " +
+          `~${Math.min(cores, 4) * 100}%.`,
         "",
       );
+      // A pool short of cores cannot reach the ideal, however it schedules.
+      const starved = burstCells.filter((c) =>
+        c.server === DEFAULT_POOL && c.cpuPercent < 0.75 * Math.min(cores, 4) * 100
+      );
+      if (starved.length > 0) {
+        out.push(
+          `Note: in ${starved.length} of the ${burstCells.length / 2} bursts of the defaults ` +
+            'the server got less than 75% of the cores it could use (see "server CPU"): ' +
+            "either other work held the cores, or the pool ran the calls on fewer workers " +
+            "than it could; the replies' times tell which (calls ending together: shared " +
+            "cores; in steps of one call: one worker after another).",
+          "",
+        );
+      }
     }
 
     if (RUN.has("memory") || RUN.has("add")) {
