@@ -31,7 +31,7 @@
  *
  * Usage: `deno task bench [--seconds S] [--rounds R] [--idle-conns N]
  * [--burst-ms MS] [--quick] [--only NAMES] [--skip-micro] [--json FILE]`; the same knobs as environment
- * variables: TCPY_BENCH_SECONDS, TCPY_BENCH_ROUNDS, TCPY_BENCH_IDLE_CONNS.
+ * variables: TCPY_BENCH_SECONDS, TCPY_BENCH_ROUNDS, TCPY_BENCH_IDLE_CONNS, TCPY_BENCH_BURST_MS.
  * `CC` picks the C compiler (default `cc`).
  *
  * The runner needs `--allow-all` because Deno grants reads of `/proc` (where
@@ -172,7 +172,7 @@ const HELP = `Usage: deno task bench [options]
   --seconds S      measured seconds per cell (default 3, env TCPY_BENCH_SECONDS)
   --rounds R       rounds over all servers (default 3, env TCPY_BENCH_ROUNDS)
   --idle-conns N   idle connections for the memory test (default 10000, env TCPY_BENCH_IDLE_CONNS)
-  --burst-ms MS    the work of one call in the burst rows (default 200)
+  --burst-ms MS    the work of one call in the burst rows (default 200, env TCPY_BENCH_BURST_MS)
   --quick          smoke run: 0.5 s cells, 1 round, 1000 idle connections, no micro-benchmarks
   --only NAMES     run only these servers and/or sections, comma-separated.
                    Servers (the baseline runs whenever add or memory do: ratios need it):
