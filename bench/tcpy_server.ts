@@ -1,7 +1,9 @@
 /**
  * The tcpy server the benchmark measures: the tutorial's `add` handler (the
- * very class from `examples/tutorial_server.ts`) plus a CPU-bound `work`
- * handler, on port 0 of 127.0.0.1.
+ * very class from `examples/tutorial_server.ts`), a CPU-bound `work`
+ * handler, the same work pinned to the pool as `burn` (the burst rows), and
+ * `add_async`, the tutorial's addition as a trivial async handler (the
+ * async rows), on port 0 of 127.0.0.1.
  *
  * Why a file of its own: the worker pool imports the module that defines
  * the handlers, so handlers and command map live at the top level here and
@@ -30,10 +32,37 @@ export class WorkHandler extends TCPHandler<{ n: number }> {
   }
 }
 
+/**
+ * The same work, always in the pool when there is one (`inline = false`):
+ * the burst rows send several ~200 ms calls at once and time how the pool
+ * spreads them over its workers.
+ */
+export class BurnHandler extends WorkHandler {
+  static override readonly inline = false;
+}
+
+/**
+ * The tutorial's addition as an async handler that awaits nothing real:
+ * what the async rows measure is the framework's cost of an async
+ * `execute()`, not the handler's.
+ */
+export class AsyncAdditionHandler extends TCPHandler<{ x: number; y: number }> {
+  /** Yields once, then answers like `add`. */
+  async execute(): Promise<{ success: true; solution: number }> {
+    await null;
+    return this.success({ solution: this.params.x + this.params.y });
+  }
+}
+
 export { AdditionHandler };
 
 /** The commands, exported so every worker finds the same classes. */
-export const commands: Commands = { add: AdditionHandler, work: WorkHandler };
+export const commands: Commands = {
+  add: AdditionHandler,
+  work: WorkHandler,
+  burn: BurnHandler,
+  add_async: AsyncAdditionHandler,
+};
 
 if (import.meta.main) {
   const threads = Number(Deno.args[0] ?? 0);
