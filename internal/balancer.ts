@@ -28,8 +28,13 @@ export interface WorkerLoad {
   readonly dead: boolean;
 }
 
-/** Expected µs of not-yet-started work a worker may hold beyond the first call. */
-export const WINDOW_US = 2_000;
+/**
+ * Expected µs of not-yet-finished synchronous work a worker may hold (the
+ * first call always fits): a call of up to half of it may wait behind one
+ * running, which hides the round trip between two calls; a longer one
+ * waits in the pool's queue for a worker with nothing to do.
+ */
+export const WINDOW_US = 5_000;
 /** Most not-yet-started calls a worker may hold, however cheap. */
 export const WINDOW_CALLS = 32;
 /** Calls of one tick stay on one worker (one `postMessage`) while its queue is this cheap, in µs. */
@@ -69,12 +74,12 @@ export function hasRoom(worker: WorkerLoad, cost: number): boolean {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { pick } from "./balancer.ts";
+ * import { pick, WINDOW_US } from "./balancer.ts";
  * const idle = { queued: 0, queuedUs: 0, load: 0, ready: true, dead: false };
- * const busy = { queued: 1, queuedUs: 2_000, load: 1, ready: true, dead: false };
- * assert.equal(pick([busy, idle, idle], 0, 2_000), 1);
- * assert.equal(pick([busy, idle, idle], 2, 2_000), 2);
- * assert.equal(pick([busy, busy], 0, 2_000), undefined);
+ * const busy = { queued: 1, queuedUs: WINDOW_US, load: 1, ready: true, dead: false };
+ * assert.equal(pick([busy, idle, idle], 0, WINDOW_US), 1);
+ * assert.equal(pick([busy, idle, idle], 2, WINDOW_US), 2);
+ * assert.equal(pick([busy, busy], 0, WINDOW_US), undefined);
  * ```
  */
 export function pick(
