@@ -6,7 +6,8 @@
  * first).
  */
 import assert from "node:assert/strict";
-import { TCPClient } from "../mod.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES, TCPClient } from "../mod.ts";
+import { SERVER_DEFAULTS } from "../server.ts";
 import { compileEntry, compileModuleArgs } from "../cli.ts";
 import { compileArgs, parseCompileArgs, ROOT } from "../scripts/compile.ts";
 import denoJson from "../deno.json" with { type: "json" };
@@ -99,6 +100,19 @@ Deno.test("tcpy --help, help, serve --help and call --help print help and exit 0
     }
     assert.match(stdout, /parsed as JSON/);
   }
+});
+
+Deno.test("tcpy's help shows the defaults' constants, and cli.ts spells none of them out", async () => {
+  const serve = (await tcpy("serve", "--help")).stdout;
+  const call = (await tcpy("call", "--help")).stdout;
+  const flag = (help: string) =>
+    help.split("\n").find((line) => line.includes("--max-message-bytes"));
+  assert.match(flag(serve) ?? "", new RegExp(`\\(default ${SERVER_DEFAULTS.maxMessageBytes}\\)`));
+  assert.match(flag(call) ?? "", new RegExp(`\\(default ${DEFAULT_MAX_MESSAGE_BYTES}\\)`));
+  // A default copied into the help text goes stale when its constant changes.
+  const source = await Deno.readTextFile(new URL("../cli.ts", import.meta.url));
+  const copied = [...source.matchAll(/\(default [1-9]\d*\)/g)].map(([text]) => text);
+  assert.deepEqual(copied, [], "derive these from their constants");
 });
 
 Deno.test("tcpy --version prints the version of deno.json", async () => {
