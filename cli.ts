@@ -27,6 +27,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import denoJson from "./deno.json" with { type: "json" };
 import { TCPClient, type TCPClientOptions } from "./client.ts";
 import { AuthenticationError, TcpyError } from "./errors.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "./framing.ts";
 import type { Commands } from "./handler.ts";
 import {
   type ListenAddress,
@@ -163,7 +164,7 @@ const CALL_FLAGS: readonly ValueFlag<TCPClientOptions>[] = [
     kind: "integer",
     option: "maxMessageBytes",
     value: "BYTES",
-    help: "largest reply line accepted (default 1048576)",
+    help: `largest reply line accepted (default ${DEFAULT_MAX_MESSAGE_BYTES})`,
   },
 ];
 

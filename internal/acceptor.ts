@@ -9,9 +9,9 @@
 import { errorText } from "../codec.ts";
 import { ErrorCode } from "../errors.ts";
 import type { HandlerClass } from "../handler.ts";
-import type { ResolvedServerOptions } from "../server.ts";
 import { type ConnectionContext, type Observer, ServerConnection } from "./connection.ts";
 import { type Executor, InlineExecutor } from "./executor.ts";
+import { callLimits, perThread, type ResolvedServerOptions } from "./options.ts";
 import { Placement } from "./placement.ts";
 
 /** Largest message before a connection has authenticated, in bytes. */
@@ -34,15 +34,12 @@ export function connectionContext(
     clock: { now: performance.now() },
     pool,
     workers: options.threads > 0,
-    inline: new InlineExecutor({
-      unread: { messages: options.maxUnreadMessages, bytes: options.maxUnreadBytes },
-      maxSendBytes: options.maxReplyBytes,
-    }),
+    inline: new InlineExecutor(callLimits(options)),
     maxMessageBytes: options.maxMessageBytes,
     maxBatchLength: options.maxBatchLength,
     maxInFlight: options.maxInFlight,
     // Each of `share` I/O threads admits its part of the pool's queue.
-    maxPendingCalls: Math.max(1, Math.floor(options.maxPendingCalls / share)),
+    maxPendingCalls: perThread(options.maxPendingCalls, share),
     maxOutputBytes: options.maxOutputBytes,
     // Far past the point where reading pauses (64 MiB by default, as NATS
     // cuts slow consumers): a client that reads, only slower than tiny

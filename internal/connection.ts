@@ -607,7 +607,7 @@ export class ServerConnection {
     // Linger: closing a socket with unread input makes the kernel send a
     // reset, which can destroy replies not yet delivered. So end our side,
     // let the client read everything and close, and discard what it still
-    // sends (for at most LINGER_MS).
+    // sends (for at most the `linger` option, in ms).
     try {
       await this.#conn.closeWrite();
     } catch {

@@ -3,7 +3,7 @@
  * with chosen times, for what real sockets cannot show deterministically.
  */
 import assert from "node:assert/strict";
-import { SERVER_DEFAULTS } from "../server.ts";
+import { SERVER_DEFAULTS } from "./options.ts";
 import { AdditionHandler } from "../examples/tutorial_server.ts";
 import { connectionContext } from "./acceptor.ts";
 import { ServerConnection } from "./connection.ts";

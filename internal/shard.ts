@@ -11,11 +11,11 @@ import type { HandlerClass } from "../handler.ts";
 import type { CallFailure, CallRecord } from "./observe.ts";
 import { Acceptor, bind, connectionContext } from "./acceptor.ts";
 import { guardThread } from "./guard.ts";
+import { perThread, type ResolvedServerOptions } from "./options.ts";
 import { StatsTable } from "./observe.ts";
 import { RemoteExecutor } from "./remote_executor.ts";
 import { importHandlers, resolveCommands } from "./resolve.ts";
 import type { FromShard, ShardInit, ShardStatus, ToShard } from "./shard_messages.ts";
-import type { ResolvedServerOptions } from "../server.ts";
 
 const scope = globalThis as unknown as {
   postMessage(message: unknown): void;
@@ -80,7 +80,7 @@ async function init(message: ShardInit): Promise<void> {
       listener,
       connectionContext(options, commands, remote, observer, message.shards),
       // Each I/O thread takes its share; the total never passes the limit.
-      { maxConnections: Math.max(1, Math.floor(options.maxConnections / message.shards)) },
+      { maxConnections: perThread(options.maxConnections, message.shards) },
     );
     status({ type: "listening", port: (listener.addr as Deno.NetAddr).port });
     let last = "";

@@ -5,8 +5,8 @@
  * @module
  */
 
-import type { ResolvedServerOptions } from "../server.ts";
 import type { CallFailure, CallRecord, CommandCounters } from "./observe.ts";
+import type { ResolvedServerOptions } from "./options.ts";
 import type { Outcome } from "./run_handler.ts";
 
 /** What a shard needs to serve: the server's options, minus functions. */

@@ -8,12 +8,12 @@
 
 import { CallTimeoutError, ConnectionClosedError } from "../errors.ts";
 import type { HandlerClass } from "../handler.ts";
-import type { ResolvedServerOptions } from "../server.ts";
 import { bind } from "./acceptor.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { Observer } from "./connection.ts";
 import type { Executor, Task } from "./executor.ts";
 import type { CommandCounters } from "./observe.ts";
+import type { ResolvedServerOptions } from "./options.ts";
 import type { FromShard, ShardInit, ShardStatus, ToShard } from "./shard_messages.ts";
 
 const SHARD_URL = new URL("./shard.ts", import.meta.url);
