@@ -373,6 +373,18 @@ Deno.test("measured placement: a cheap command moves out of the pool, and back o
   assert.equal(await pooled(), true, "not sent back after two slow calls");
 });
 
+Deno.test("measured placement: an async handler that awaits I/O moves out of the pool too", async () => {
+  await using t = await startFixtures({ threads: 1 });
+  const client = t.client();
+  // Before, one run that returned a promise kept a command in the pool for good.
+  let poolRuns = 0;
+  while (((await client.execute("awaits")) as { thread: string }).thread === "tcpy-worker-0") {
+    poolRuns++;
+    assert.ok(poolRuns <= 20 * SAMPLES, `still in the pool after ${poolRuns} calls`);
+  }
+  assert.ok(poolRuns >= SAMPLES, `moved after only ${poolRuns} pool runs`);
+});
+
 Deno.test("measured placement cannot be gamed: cheap params to move a command, then heavy ones", async () => {
   await using t = await startFixtures({ threads: 1 });
   const client = t.client();
