@@ -17,11 +17,9 @@ import type { CallFailure, CallRecord } from "./observe.ts";
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { TCPServer } from "../mod.ts";
- * await using server = new TCPServer({ port: 0, threads: 0, onListen() {} });
- * const { hostname, port } = await server.listen();
- * assert.equal(hostname, "127.0.0.1");
- * assert.ok(port > 0);
+ * import type { ListenAddress } from "./options.ts";
+ * const where: ListenAddress = { hostname: "127.0.0.1", port: 7272 };
+ * assert.equal(`${where.hostname}:${where.port}`, "127.0.0.1:7272");
  * ```
  */
 export interface ListenAddress {
@@ -37,7 +35,7 @@ export interface ListenAddress {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import type { TlsOptions } from "../server.ts";
+ * import type { TlsOptions } from "./options.ts";
  * const tls: TlsOptions = { certFile: "./cert.pem", keyFile: "./key.pem" };
  * assert.ok("certFile" in tls);
  * ```
@@ -54,7 +52,7 @@ export type TlsOptions =
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import type { TCPServerOptions } from "../server.ts";
+ * import type { TCPServerOptions } from "./options.ts";
  * const options: TCPServerOptions = { port: 0, threads: 2, handlerTimeout: 5_000 };
  * assert.equal(options.threads, 2);
  * ```
