@@ -36,7 +36,7 @@ import {
   type TCPServerOptions,
 } from "./server.ts";
 import { commandsOf, importHandlers, isCommandMap } from "./internal/resolve.ts";
-import { denortAdvice } from "./internal/denort.ts";
+import { denortAdvice, runDeno } from "./internal/denort.ts";
 
 /** The version of tcpy, read from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -932,20 +932,7 @@ async function compile(args: string[]): Promise<number> {
       config: nearestConfig(dirname(module)),
     });
     console.error(`deno ${compileArgs.join(" ")}`);
-    const child = new Deno.Command(Deno.execPath(), {
-      args: compileArgs,
-      cwd: invocationDir(),
-      stdin: "null",
-      stdout: "inherit",
-      stderr: "piped",
-    }).spawn();
-    let errors = "";
-    const decoder = new TextDecoder();
-    for await (const chunk of child.stderr) {
-      await Deno.stderr.write(chunk);
-      errors = (errors + decoder.decode(chunk, { stream: true })).slice(-65_536);
-    }
-    const { code } = await child.status;
+    const { code, errors } = await runDeno(compileArgs, invocationDir());
     if (code === 0) return ExitCode.OK;
     const advice = denortAdvice(errors, `tcpy compile ${args.join(" ")}`);
     throw new Exit(

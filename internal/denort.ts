@@ -41,3 +41,31 @@ export function denortAdvice(output: string, retry = "deno task compile"): strin
     `compile:   DENORT_BIN=/path/to/denort ${retry}`,
   ].join("\n");
 }
+
+/**
+ * Runs `deno ARGS` (a `deno compile` command line) in `cwd`, showing Deno's
+ * output as it comes and keeping the last 64 KiB of its stderr to explain a
+ * failure with {@linkcode denortAdvice}.
+ *
+ * @returns The exit code and the kept stderr.
+ */
+export async function runDeno(
+  args: string[],
+  cwd: string,
+): Promise<{ code: number; errors: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    cwd,
+    stdin: "null",
+    stdout: "inherit",
+    stderr: "piped",
+  }).spawn();
+  let errors = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of child.stderr) {
+    await Deno.stderr.write(chunk);
+    errors = (errors + decoder.decode(chunk, { stream: true })).slice(-65_536);
+  }
+  const { code } = await child.status;
+  return { code, errors };
+}

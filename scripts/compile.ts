@@ -30,7 +30,7 @@
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { denortAdvice } from "../internal/denort.ts";
+import { denortAdvice, runDeno } from "../internal/denort.ts";
 
 export { denortAdvice };
 
@@ -185,21 +185,8 @@ async function main(args: string[]): Promise<number> {
     output: output === undefined ? undefined : resolve(output),
   });
   console.error(`deno ${compile.join(" ")}`);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: compile,
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "inherit",
-    stderr: "piped",
-  }).spawn();
   // Deno's output is shown as it comes, and kept to explain a failure.
-  let errors = "";
-  const decoder = new TextDecoder();
-  for await (const chunk of child.stderr) {
-    await Deno.stderr.write(chunk);
-    errors = (errors + decoder.decode(chunk, { stream: true })).slice(-65_536);
-  }
-  const { code } = await child.status;
+  const { code, errors } = await runDeno(compile, ROOT);
   const advice = code === 0 ? undefined : denortAdvice(errors);
   if (advice) console.error(advice);
   return code;
