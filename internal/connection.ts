@@ -510,6 +510,14 @@ export class ServerConnection {
   async #giveWay(): Promise<void> {
     const maxOutputBytes = this.#ctx.maxOutputBytes;
     for (;;) {
+      if (!readsRequests(this.#phase)) {
+        // Lingering or closed: what is held would be ignored; reading must go on
+        // (a socket closed with unread input is reset, destroying replies).
+        this.#held = [];
+        this.#heldBytes = 0;
+        this.#holding = false;
+        return;
+      }
       if (this.#writer.pending >= maxOutputBytes) {
         await this.#writer.below(maxOutputBytes);
       } else if (this.#held.length > 0 && this.#pooled >= POOL_SHARE) {
