@@ -510,12 +510,15 @@ export class ServerConnection {
   async #giveWay(): Promise<void> {
     const maxOutputBytes = this.#ctx.maxOutputBytes;
     for (;;) {
-      if (!readsRequests(this.#phase)) {
-        // Lingering or closed: what is held would be ignored; reading must go on
-        // (a socket closed with unread input is reset, destroying replies).
+      if (this.#phase !== "open" && this.#phase !== "authenticating") {
+        // Draining: held requests are only refused now (no handler runs), so
+        // answer them at once and go on reading; lingering or closed: they
+        // would be ignored. Either way reading must not stop (a socket
+        // closed with unread input is reset, destroying replies).
+        this.#holding = false;
+        if (this.#held.length > 0) this.#timed(() => this.#replay());
         this.#held = [];
         this.#heldBytes = 0;
-        this.#holding = false;
         return;
       }
       if (this.#writer.pending >= maxOutputBytes) {
@@ -532,7 +535,7 @@ export class ServerConnection {
         await yieldTurn();
         this.#turnBudget = turnAfterYield(this.#turnBudget, threadReads !== before);
       } else return;
-      if (this.#phase === "closed") return;
+      if ((this.#phase as Phase) === "closed") return;
       this.#turnUs = 0;
       this.#holding = false;
       if (this.#held.length > 0) this.#timed(() => this.#replay());
@@ -808,6 +811,7 @@ export class ServerConnection {
   ): void {
     if (!readsRequests(this.#phase)) return;
     if (
+      (this.#phase === "open" || this.#phase === "authenticating") &&
       (this.#holding || this.#held.length > 0 || this.#mustHold()) && !this.#passesHeld(line)
     ) {
       // The splitter's bytes are its buffer's, reused: keep a copy.
